@@ -1,0 +1,1 @@
+"""Mailbox access: one connector per kind, all behind `connectors.base.SyncConnector`."""

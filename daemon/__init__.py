@@ -1,0 +1,1 @@
+"""The Relight service: command line, config, store, sync loop."""

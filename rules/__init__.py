@@ -1,0 +1,1 @@
+"""Pure decision logic: classification, threading, status, stages, drafts. No IO here."""
