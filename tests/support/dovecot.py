@@ -48,6 +48,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _config_quote(name: str) -> str:
+    """A mailbox name as a dovecot.conf section name (names with spaces need quotes)."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def _mail_owner() -> tuple[int, int, str]:
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
@@ -112,7 +118,7 @@ class DovecotServer:
         cert, key = _self_signed_certificate(root)
         port, tls_port = _free_port(), _free_port()
         mailbox_config = "\n".join(
-            f"  mailbox {name} {{\n    auto = subscribe\n"
+            f"  mailbox {_config_quote(name)} {{\n    auto = subscribe\n"
             + (f"    special_use = {attribute}\n" if attribute else "")
             + "  }"
             for name, attribute in mailboxes.items()
@@ -185,7 +191,11 @@ namespace inbox {{
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                err = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
                 raise DovecotUnavailable(f"dovecot exited at start: {err.strip()} {self.log()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
@@ -272,6 +282,17 @@ namespace inbox {{
             for name in files:
                 os.chown(os.path.join(dirpath, name), self.uid, self.gid)
         return count
+
+    def maildir_uids(self, user: str, folder: str) -> dict[int, str]:
+        """UID -> Maildir file base name, from Dovecot's dovecot-uidlist (written once
+        Dovecot has indexed the folder), to tie synced messages back to their files."""
+        uidlist = self.maildir_path(user, folder) / "dovecot-uidlist"
+        mapping = {}
+        for line in uidlist.read_text(errors="replace").splitlines()[1:]:
+            uid, _, name = line.partition(" :")
+            if name and uid.split(" ", 1)[0].isdigit():
+                mapping[int(uid.split(" ", 1)[0])] = name.split(":", 1)[0]
+        return mapping
 
     def flags(self, user: str, folder: str) -> dict[int, tuple[bytes, ...]]:
         """UID -> flags of every message in the folder (read with EXAMINE)."""

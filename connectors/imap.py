@@ -1,0 +1,580 @@
+"""IMAP mailboxes: `ImapConnector` streams the header facts of INBOX, Sent and Drafts.
+
+Theory of operation. One connector is one authenticated session (a context manager).
+`folders()` finds Sent and Drafts by their RFC 6154 attributes, or by name when the
+server offers none. `changes()` syncs one folder since a cursor:
+
+    STATUS (UIDVALIDITY UIDNEXT MESSAGES [HIGHESTMODSEQ])
+      unchanged                       -> Checkpoint                  (one round trip)
+      else EXAMINE (read-only)
+        UIDVALIDITY differs           -> Reset, then as a first sync
+        stored + new != MESSAGES      -> UID SEARCH ALL -> Present   (something expunged)
+        UID SEARCH new UIDs, then per batch of `batch_size`:
+          UID FETCH a:b headers       -> Fetched(batch), Checkpoint(up to the batch)
+
+The header FETCH is read by the lean reader of `connectors.imap_fetch`. For inbound mail
+in INBOX that needs it, a second small FETCH per batch reads BODYSTRUCTURE and then one
+part per message, grouped by section so a batch costs a handful of round trips: the start
+of the first text/plain part of genuine-looking replies (the excerpt) and the
+machine-readable part of multipart/report messages (the delivery report).
+
+The rep's mailbox is never modified: folders are opened with EXAMINE, bodies read with
+BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent.
+
+The cursor is JSON: {"v": 1, "uidvalidity", "uidnext", "messages", "highestmodseq"}, where
+every message with a UID below `uidnext` has been yielded and `messages` of them were
+still there. Checkpoints in the middle of a folder carry no HIGHESTMODSEQ, so a resumed
+sync never mistakes a half-synced folder for an unchanged one.
+
+Errors: every imapclient, imaplib, socket and ssl exception becomes a `TransientError`
+(refused, reset, timeout, EOF, server busy), an `AuthenticationError` (LOGIN refused) or a
+`ProtocolError` (bad answers, and a TLS certificate that does not verify: retrying will
+not fix it, the admin must set `tls_ca_file` or fix the server). Messages never hold the
+password or message text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import imaplib
+import ipaddress
+import json
+import re
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import imapclient
+from imapclient.exceptions import LoginError
+
+from connectors.base import (
+    AuthenticationError,
+    Change,
+    Checkpoint,
+    ConnectorError,
+    DeliveryReport,
+    Fetched,
+    FolderRole,
+    MessageFacts,
+    Present,
+    ProtocolError,
+    RemoteFolder,
+    Reset,
+    TransientError,
+)
+from connectors.headers import (
+    decode_part,
+    excerpt_from_body,
+    facts_from_headers,
+    parse_delivery_report,
+)
+from connectors.imap_fetch import (
+    HEADER_FIELDS,
+    BodyPart,
+    fetch_headers,
+    fetch_items,
+    find_report_part,
+    find_text_part,
+    header_fetch_items,
+    list_mailboxes,
+    search_uids,
+)
+
+__all__ = ["HEADER_FIELDS", "ImapConnector", "ImapCursor"]
+
+SECURITY_MODES = ("tls", "starttls", "none")
+REPORT_FETCH_BYTES = 8192
+_TRANSIENT_CODES = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]")
+
+# Localized and provider names of Sent and Drafts, for servers without SPECIAL-USE
+# (compared case-insensitively, after an `INBOX.`, `INBOX/` or `[Gmail]/` prefix).
+SENT_NAMES: tuple[str, ...] = (
+    "sent", "sent items", "sent messages", "sent mail", "sent-mail", "sent e-mails",
+    "gesendet", "gesendete elemente", "gesendete objekte", "gesendete nachrichten",
+    "envoyés", "éléments envoyés", "messages envoyés", "envoyes", "elements envoyes",
+    "enviados", "elementos enviados", "itens enviados", "mensagens enviadas",
+    "inviati", "posta inviata", "elementi inviati", "verzonden", "verzonden items",
+    "verzonden berichten", "skickat", "skickade objekt", "skickade meddelanden", "sendt",
+    "sendte elementer", "sendte", "lähetetyt", "lähetetyt viestit", "wysłane",
+    "elementy wysłane", "odeslané", "odeslaná pošta", "odoslané", "elküldött",
+    "elküldött elemek", "gönderilmiş öğeler", "gönderilenler", "trimise", "poslano",
+    "отправленные", "надіслані", "送信済みアイテム", "送信済み", "已发送", "寄件備份",
+)  # fmt: skip
+DRAFTS_NAMES: tuple[str, ...] = (
+    "drafts", "draft", "entwürfe", "brouillons", "borradores", "rascunhos", "bozze",
+    "concepten", "utkast", "kladder", "kladde", "wersje robocze", "koncepty", "rozepsané",
+    "luonnokset", "piszkozatok", "taslaklar", "ciorne", "черновики", "чернетки",
+    "下書き", "草稿", "草稿箱",
+)  # fmt: skip
+_NAME_PREFIXES = ("inbox", "[gmail]", "[google mail]")
+
+
+class ImapCursor(NamedTuple):
+    """Where a folder's sync stands (see the module docstring)."""
+
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    highestmodseq: int | None = None
+
+    def dumps(self) -> str:
+        data = {"v": 1, **self._asdict()}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> ImapCursor | None:
+        """The cursor, or None when `text` is not one of ours."""
+        try:
+            data = json.loads(text)
+            modseq = data.get("highestmodseq")
+            cursor = cls(
+                int(data["uidvalidity"]),
+                int(data["uidnext"]),
+                int(data["messages"]),
+                None if modseq is None else int(modseq),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return cursor if data.get("v") == 1 and cursor.uidnext >= 1 else None
+
+
+class ImapConnector:
+    """One IMAP session for one account; see the module docstring."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str,
+        password: str,
+        security: str = "tls",
+        ca_file: Path | None = None,
+        timeout: float = 30.0,
+        own_addresses: frozenset[str] = frozenset(),
+        excerpt_chars: int = 500,
+        batch_size: int = 1000,
+    ) -> None:
+        if security not in SECURITY_MODES:
+            raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}")
+        if security == "none" and not _is_loopback(host):
+            raise ValueError("security 'none' sends the password in clear: loopback hosts only")
+        if batch_size < 1 or excerpt_chars < 0 or timeout <= 0:
+            raise ValueError("batch_size and timeout must be positive, excerpt_chars >= 0")
+        self.host, self.port = host, port
+        self.username = username
+        self._password = password
+        self.security = security
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self.own_addresses = frozenset(address.strip().lower() for address in own_addresses)
+        self.excerpt_chars = excerpt_chars
+        self.batch_size = batch_size
+        self._client: imapclient.IMAPClient | None = None
+        self._capabilities: frozenset[str] = frozenset()
+
+    # -- session -------------------------------------------------------------------------
+
+    def __enter__(self) -> ImapConnector:
+        try:
+            self.connect()
+        except BaseException:
+            self.close()  # a half-open session (TLS refused, login failed) is closed too
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Connect, secure the connection as configured, and log in."""
+        with self._boundary("connect"):
+            context = self._ssl_context() if self.security != "none" else None
+            client = imapclient.IMAPClient(
+                self.host,
+                port=self.port,
+                ssl=self.security == "tls",
+                ssl_context=context,
+                timeout=self.timeout,
+            )
+            self._client = client
+            if self.security == "starttls":
+                if b"STARTTLS" not in client.capabilities():
+                    raise ProtocolError(
+                        f"{self.host}:{self.port} does not offer STARTTLS; "
+                        "refusing to send the password in clear"
+                    )
+                client.starttls(context)
+        with self._boundary("login"):
+            if (self.username + self._password).isascii():
+                client.login(self.username, self._password)
+            else:  # LOGIN is ASCII-only in imaplib; SASL PLAIN carries UTF-8
+                client.plain_login(self.username, self._password)
+            self._capabilities = frozenset(
+                capability.decode("ascii", "replace").upper()
+                for capability in client.capabilities()
+            )
+            if {"CONDSTORE", "ENABLE"} <= self._capabilities:
+                # So that EXAMINE reports HIGHESTMODSEQ (RFC 7162 section 3.1); without it
+                # the cursor simply carries none.
+                with contextlib.suppress(imaplib.IMAP4.error):
+                    client.enable("CONDSTORE")
+
+    def close(self) -> None:
+        """Log out; never raises (the connection may already be gone)."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # a dead connection has nothing left to close cleanly
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self.ca_file is None:
+            return _verifying_context(None, 0)
+        try:
+            stamp = self.ca_file.stat().st_mtime_ns  # a replaced CA file is read again
+            return _verifying_context(str(self.ca_file), stamp)
+        except (OSError, ssl.SSLError) as exc:
+            raise ProtocolError(f"cannot load tls_ca_file {self.ca_file}: {exc}") from exc
+
+    @property
+    def client(self) -> imapclient.IMAPClient:
+        if self._client is None:
+            raise ProtocolError("not connected: use the connector as a context manager")
+        return self._client
+
+    @contextmanager
+    def _boundary(self, action: str) -> Iterator[None]:
+        """Translate third-party exceptions into ours (see the module docstring)."""
+        where = f"{action} ({self.host}:{self.port})"
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except LoginError as exc:
+            text = self._scrub(str(exc))
+            if any(code in text for code in _TRANSIENT_CODES):
+                raise TransientError(f"{where}: server unavailable: {text}") from exc
+            raise AuthenticationError(
+                f"{where}: login refused for user {self.username!r}: {text}"
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ProtocolError(
+                f"{where}: TLS certificate not trusted ({exc.verify_message}); "
+                "set tls_ca_file to trust a private CA"
+            ) from exc
+        except imaplib.IMAP4.abort as exc:
+            raise TransientError(f"{where}: connection lost: {self._scrub(str(exc))}") from exc
+        except (OSError, EOFError) as exc:  # refused, reset, timeout, TLS errors
+            raise TransientError(f"{where}: {type(exc).__name__}: {self._scrub(str(exc))}") from exc
+        except imaplib.IMAP4.error as exc:
+            text = self._scrub(str(exc))
+            if any(code in text for code in _TRANSIENT_CODES):
+                raise TransientError(f"{where}: server busy: {text}") from exc
+            raise ProtocolError(f"{where}: {text}") from exc
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ProtocolError(f"{where}: unexpected answer ({type(exc).__name__})") from exc
+
+    def _scrub(self, text: str) -> str:
+        if len(self._password) >= 3:
+            text = text.replace(self._password, "***")
+        return text[:300]
+
+    # -- folders -------------------------------------------------------------------------
+
+    def folders(self) -> list[RemoteFolder]:
+        """INBOX, then Sent and Drafts by special-use attribute, else by name."""
+        with self._boundary("LIST"):
+            imap = self.client._imap
+            extended = {"SPECIAL-USE", "LIST-EXTENDED"} <= self._capabilities
+            try:
+                mailboxes = list_mailboxes(imap, special_use=extended)
+            except ProtocolError:
+                if not extended:
+                    raise
+                mailboxes = list_mailboxes(imap, special_use=False)
+        return choose_folders(mailboxes)
+
+    # -- sync ----------------------------------------------------------------------------
+
+    def changes(self, folder: RemoteFolder, cursor: str | None) -> Iterator[Change]:
+        """Stream what changed in `folder` since `cursor` (see the module docstring)."""
+        with self._boundary(f"sync {folder.name!r}"):
+            yield from self._changes(folder, cursor)
+
+    def _changes(self, folder: RemoteFolder, cursor: str | None) -> Iterator[Change]:
+        client = self.client
+        state = ImapCursor.loads(cursor) if cursor is not None else None
+        condstore = "CONDSTORE" in self._capabilities
+        if state is not None:
+            items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (
+                ["HIGHESTMODSEQ"] if condstore else []
+            )
+            status = {
+                key.upper(): value
+                for key, value in client.folder_status(folder.name, items).items()
+            }
+            quick = _unchanged(state, status)
+            if quick is not None:
+                yield Checkpoint(quick.dumps())
+                return
+
+        selected = client.select_folder(folder.name, readonly=True)
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        server_uidnext = int(selected.get(b"UIDNEXT") or 0)
+        exists = int(selected.get(b"EXISTS") or 0)
+        modseq = selected.get(b"HIGHESTMODSEQ")
+        if (cursor is not None and state is None) or (
+            state is not None and state.uidvalidity != uidvalidity
+        ):
+            yield Reset()
+            state = None
+        start = state.uidnext if state else 1
+        stored = state.messages if state else 0
+        esearch = "ESEARCH" in self._capabilities
+        last = server_uidnext - 1 if server_uidnext else None  # None: up to the newest
+        new_uids = search_uids(client._imap, start, last, esearch=esearch)
+        if state is not None and stored + len(new_uids) != exists:
+            everything = search_uids(client._imap, 1, last, esearch=esearch)
+            yield Present(frozenset(str(uid) for uid in everything))
+            stored = sum(1 for uid in everything if uid < start)
+            new_uids = [uid for uid in everything if uid >= start]
+
+        batches = [
+            new_uids[i : i + self.batch_size] for i in range(0, len(new_uids), self.batch_size)
+        ]
+        final_uidnext = max(server_uidnext, start, new_uids[-1] + 1 if new_uids else 0)
+        final = ImapCursor(
+            uidvalidity, final_uidnext, stored, None if modseq is None else int(modseq)
+        )
+        if not batches:
+            yield Checkpoint(final.dumps())
+        for number, batch in enumerate(batches, start=1):
+            facts = self._fetch_batch(folder, batch)
+            stored += len(facts)
+            if facts:
+                yield Fetched(tuple(facts))
+            if number == len(batches):
+                yield Checkpoint(final._replace(messages=stored).dumps())
+            else:
+                yield Checkpoint(ImapCursor(uidvalidity, batch[-1] + 1, stored).dumps())
+        if "UNSELECT" in self._capabilities:
+            client.unselect_folder()
+
+    def _fetch_batch(self, folder: RemoteFolder, batch: Sequence[int]) -> list[MessageFacts]:
+        wanted = set(batch)
+        items = header_fetch_items(gmail_thread_ids="X-GM-EXT-1" in self._capabilities)
+        facts = [
+            facts_from_headers(
+                str(raw.uid),
+                raw.headers,
+                received_at=raw.received_at,
+                size=raw.size,
+                thread_id=raw.thread_id,
+            )
+            for raw in fetch_headers(self.client._imap, batch[0], batch[-1], items)
+            if raw.uid in wanted
+        ]
+        if folder.role is FolderRole.INBOX:
+            facts = self._add_body_facts(facts)
+        return facts
+
+    # -- excerpts and delivery reports ------------------------------------------------------
+
+    def _add_body_facts(self, facts: list[MessageFacts]) -> list[MessageFacts]:
+        """Fill `excerpt` for inbound replies and `report` for multipart/report messages."""
+        reports = [int(f.remote_id) for f in facts if _is_report(f)]
+        replies = [
+            int(f.remote_id)
+            for f in facts
+            if self.excerpt_chars > 0 and not _is_report(f) and self._wants_excerpt(f)
+        ]
+        if not reports and not replies:
+            return facts
+        structures = {
+            uid: values.get(b"BODYSTRUCTURE")
+            for uid, values in fetch_items(self.client._imap, reports + replies, b"BODYSTRUCTURE")
+        }
+        wanted: dict[int, tuple[str, BodyPart]] = {}
+        for uid in reports:
+            part = find_report_part(structures.get(uid))
+            if part is not None:
+                wanted[uid] = ("report", part)
+        for uid in replies:
+            part = find_text_part(structures.get(uid))
+            if part is not None:
+                wanted[uid] = ("excerpt", part)
+        bodies = self._fetch_parts(wanted)
+        updated = []
+        for item in facts:
+            uid = int(item.remote_id)
+            if uid in wanted and uid in bodies:
+                kind, part = wanted[uid]
+                updated.append(self._with_body(item, kind, part, bodies[uid]))
+            elif uid in reports and _expects_status_part(item):
+                defects = (*item.defects, "report: no delivery-status part")
+                updated.append(dataclasses.replace(item, defects=defects))
+            else:
+                updated.append(item)
+        return updated
+
+    def _wants_excerpt(self, facts: MessageFacts) -> bool:
+        if facts.sender is None or facts.sender.email in self.own_addresses:
+            return False
+        if facts.in_reply_to is None and not facts.references:
+            return False
+        return not _looks_automatic(facts)
+
+    def _with_body(
+        self, facts: MessageFacts, kind: str, part: BodyPart, data: bytes
+    ) -> MessageFacts:
+        if kind == "report":
+            report_type = part.media_type.split("/", 1)[1].removeprefix("global-")
+            complete = len(data) < REPORT_FETCH_BYTES
+            body = decode_part(data, part.transfer_encoding, "utf-8", complete=complete)
+            report: DeliveryReport = parse_delivery_report(report_type, body.encode())
+            return dataclasses.replace(facts, report=report)
+        complete = len(data) < self._excerpt_fetch_bytes()
+        text = decode_part(data, part.transfer_encoding, part.charset, complete=complete)
+        return dataclasses.replace(facts, excerpt=excerpt_from_body(text, self.excerpt_chars))
+
+    def _fetch_parts(self, wanted: dict[int, tuple[str, BodyPart]]) -> dict[int, bytes]:
+        """The start of each wanted part: one FETCH per distinct (section, size)."""
+        groups: dict[tuple[str, int], list[int]] = {}
+        for uid, (kind, part) in wanted.items():
+            size = REPORT_FETCH_BYTES if kind == "report" else self._excerpt_fetch_bytes()
+            groups.setdefault((part.section, size), []).append(uid)
+        bodies: dict[int, bytes] = {}
+        for (section, size), uids in groups.items():
+            item = f"BODY.PEEK[{section}]<0.{size}>".encode()
+            key = f"BODY[{section}]".encode()
+            for uid, values in fetch_items(self.client._imap, uids, item):
+                value = next((v for k, v in values.items() if k.startswith(key)), None)
+                if isinstance(value, bytes):
+                    bodies[uid] = value
+        return bodies
+
+    def _excerpt_fetch_bytes(self) -> int:
+        # Room for quoted-printable or base64 inflation and a few leading quoted lines.
+        return min(max(4096, self.excerpt_chars * 8), 65536)
+
+
+# -- pure helpers --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _verifying_context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
+    """A context that verifies certificate and host name, trusting `ca_file` as well as
+    the system store. Cached: loading the system store takes tens of milliseconds, more
+    than the rest of a no-change poll."""
+    del stamp  # part of the cache key only
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def _unchanged(state: ImapCursor, status: dict[bytes, Any]) -> ImapCursor | None:
+    """The cursor to checkpoint when STATUS shows nothing to fetch, else None."""
+    if int(status.get(b"UIDVALIDITY", -1)) != state.uidvalidity:
+        return None
+    modseq = status.get(b"HIGHESTMODSEQ")
+    if (
+        modseq is not None
+        and state.highestmodseq is not None
+        and int(modseq) == state.highestmodseq
+    ):
+        return state
+    if (
+        int(status.get(b"UIDNEXT", -1)) == state.uidnext
+        and int(status.get(b"MESSAGES", -1)) == state.messages
+    ):
+        # Only flags changed: nothing to fetch, but remember the new HIGHESTMODSEQ.
+        return state._replace(highestmodseq=None if modseq is None else int(modseq))
+    return None
+
+
+_REPORT_TYPE = re.compile(r"""report-type\s*=\s*"?([\w.-]+)""", re.IGNORECASE)
+_WANTED_REPORTS = (
+    "delivery-status",
+    "disposition-notification",
+    "global-delivery-status",
+    "global-disposition-notification",
+)
+
+
+def _is_report(facts: MessageFacts) -> bool:
+    content_type = facts.header("content-type") or ""
+    return content_type.lower().lstrip().startswith("multipart/report")
+
+
+def _expects_status_part(facts: MessageFacts) -> bool:
+    """A DSN or MDN by its report-type (an abuse feedback report has no status part)."""
+    report_type = _REPORT_TYPE.search(facts.header("content-type") or "")
+    return report_type is None or report_type.group(1).lower() in _WANTED_REPORTS
+
+
+def _looks_automatic(facts: MessageFacts) -> bool:
+    """Bulk or machine mail by its headers: no excerpt is worth fetching."""
+    if facts.header("list-id") is not None or facts.header("list-unsubscribe") is not None:
+        return True
+    precedence = (facts.header("precedence") or "").strip().lower()
+    if precedence in ("bulk", "list", "junk", "auto_reply"):
+        return True
+    auto_submitted = facts.header("auto-submitted")
+    return auto_submitted is not None and auto_submitted.strip().lower() != "no"
+
+
+def choose_folders(
+    mailboxes: Sequence[tuple[frozenset[str], str | None, str]],
+) -> list[RemoteFolder]:
+    """INBOX, Sent and Drafts from a LIST: attributes first, then the best-known name."""
+    selectable = [
+        (attributes, delimiter, name)
+        for attributes, delimiter, name in mailboxes
+        if not attributes & {"\\noselect", "\\nonexistent"}
+    ]
+    inbox = next((name for _, _, name in selectable if name.upper() == "INBOX"), "INBOX")
+    found = [RemoteFolder(inbox, FolderRole.INBOX)]
+    for role, attribute, names in (
+        (FolderRole.SENT, "\\sent", SENT_NAMES),
+        (FolderRole.DRAFTS, "\\drafts", DRAFTS_NAMES),
+    ):
+        by_attribute = [name for attributes, _, name in selectable if attribute in attributes]
+        if by_attribute:
+            found.append(RemoteFolder(by_attribute[0], role))
+            continue
+        ranked = sorted(
+            (names.index(base), len(name), name)
+            for _, delimiter, name in selectable
+            if (base := _base_name(name, delimiter)) in names and name.upper() != "INBOX"
+        )
+        if ranked:
+            found.append(RemoteFolder(ranked[0][2], role))
+    return found
+
+
+def _base_name(name: str, delimiter: str | None) -> str:
+    lowered = name.casefold()
+    separators = {delimiter, "/", "."} - {None}
+    for prefix in _NAME_PREFIXES:
+        for separator in separators:
+            if separator and lowered.startswith(prefix + separator):
+                return lowered[len(prefix) + len(separator) :]
+    return lowered
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

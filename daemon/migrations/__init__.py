@@ -1,0 +1,50 @@
+"""The store's schema history: Alembic migrations, run from code, no alembic.ini.
+
+`Store.open` calls `upgrade_to_head` on every start, so a new release migrates the
+database it finds. The schema is created only here, never by `metadata.create_all`.
+
+To write the next migration, describe the change in `daemon/models.py`, then let Alembic
+draft it against a database at the current head and review the result by hand::
+
+    python -c "from alembic import command; from daemon.migrations import alembic_config; \\
+        command.revision(alembic_config('sqlite:////tmp/head.db'), 'what changed', \\
+        autogenerate=True)"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+__all__ = ["alembic_config", "upgrade_to_head"]
+
+_SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+# Any constant works; every Relight process sharing a PostgreSQL database uses this one.
+_MIGRATION_LOCK_ID = 0x5E11647
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic configuration for this package's migrations (`url`: for the CLI tools)."""
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPT_LOCATION))
+    if url is not None:
+        # ConfigParser interpolates "%": a password may contain one.
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    """Bring the schema on `connection` to the newest revision; a no-op when it is there.
+
+    Runs in the caller's transaction. On PostgreSQL an advisory lock makes several
+    workers starting together migrate one after the other instead of colliding.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

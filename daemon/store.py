@@ -1,0 +1,604 @@
+"""The database: what Relight knows of each mailbox, on SQLite or PostgreSQL.
+
+`Store.open(url)` connects and migrates the schema to the newest revision. Every method
+runs in its own short transaction and returns plain frozen values, never rows or ORM
+objects, so nothing outside this module holds a session.
+
+The sync writes through four methods that mirror `connectors.base.Change`:
+`apply_reset`, `apply_fetched`, `apply_present` and `save_cursor`, each one transaction.
+They are idempotent: re-applying a batch after a crash changes nothing. The hot path is
+SQLAlchemy Core executemany of plain dicts with the dialect's ON CONFLICT DO NOTHING.
+
+A message lives as long as one of its locations does: whenever locations go (an expunge,
+a folder reset, a folder that disappeared), messages left without any are deleted with
+their addresses, as the mailbox itself no longer holds them.
+
+On SQLite the store enables WAL (readers never wait for the writer), foreign keys and a
+busy timeout, and starts write transactions with BEGIN IMMEDIATE so a second process
+(`relight sync` beside `relight run`) waits its turn instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    make_url,
+    not_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from connectors.base import FolderRole, MessageFacts, RemoteFolder
+from daemon.migrations import upgrade_to_head
+from daemon.models import (
+    accounts,
+    address_rows,
+    dedup_key,
+    folders,
+    message_addresses,
+    message_locations,
+    message_row,
+    messages,
+)
+from daemon.report import Correspondent, correspondents_query, external_correspondents
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "AccountStatus",
+    "Store",
+    "StoreError",
+    "StoredFolder",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:////var/lib/relight/relight.db"
+
+_SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # safe with WAL: a power cut loses at most the last commit
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+)
+_WRITE_OPTION = "relight_write"
+# Values per IN (...) list, far below SQLite's bound-parameter limit; PostgreSQL gets one
+# array parameter instead, which can be longer.
+_CHUNK_SQLITE = 500
+_CHUNK_POSTGRESQL = 10_000
+_MAX_ERROR_TEXT = 500
+
+_T = TypeVar("_T")
+
+
+class StoreError(Exception):
+    """The database cannot be used: unreachable, refused, or not a supported kind."""
+
+
+@dataclass(frozen=True)
+class StoredFolder:
+    """A folder the store mirrors, with the cursor its connector last checkpointed."""
+
+    id: int
+    account_id: int
+    name: str
+    role: FolderRole
+    cursor: str | None
+    synced_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """How an account's syncing went, for `relight status`."""
+
+    name: str
+    kind: str
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    message_count: int
+
+    @property
+    def failing(self) -> bool:
+        """The latest sync failed (the error is newer than the last success)."""
+        if self.last_error_at is None:
+            return False
+        return self.last_success_at is None or self.last_error_at > self.last_success_at
+
+
+class Store:
+    """One database of accounts, folders and messages. Open with `Store.open(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._chunk = _CHUNK_POSTGRESQL if self._dialect == "postgresql" else _CHUNK_SQLITE
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_DATABASE_URL) -> Store:
+        """Connect to `url` and migrate its schema to the newest revision."""
+        engine = _create_engine(url)
+        try:
+            with _write_transaction(engine) as connection:
+                upgrade_to_head(connection)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open the database {_safe(url)}: {exc.orig}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for modules that add their own queries."""
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- accounts -------------------------------------------------------------------
+
+    def ensure_account(self, name: str, kind: str) -> int:
+        """The id of the account called `name`, created on first use; `kind` kept current."""
+        with self._writing() as connection:
+            connection.execute(
+                self._insert(accounts).on_conflict_do_nothing(index_elements=["name"]),
+                {"name": name, "kind": kind},
+            )
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.name == name, accounts.c.kind != kind)
+                .values(kind=kind)
+            )
+            account_id: int = connection.execute(
+                select(accounts.c.id).where(accounts.c.name == name)
+            ).scalar_one()
+        return account_id
+
+    def record_sync_result(
+        self, account_name: str, *, finished_at: datetime, error: str | None = None
+    ) -> None:
+        """Note that a sync of the account ended at `finished_at`, well or with `error`."""
+        values: dict[str, Any] = {"last_sync_at": finished_at}
+        if error is None:
+            values["last_success_at"] = finished_at
+        else:
+            values["last_error"] = error[:_MAX_ERROR_TEXT]
+            values["last_error_at"] = finished_at
+        with self._writing() as connection:
+            connection.execute(
+                update(accounts).where(accounts.c.name == account_name).values(**values)
+            )
+
+    def account_status(self) -> list[AccountStatus]:
+        """Every account's last sync, last success, last error and message count, by name."""
+        counts = (
+            select(messages.c.account_id, func.count().label("message_count"))
+            .group_by(messages.c.account_id)
+            .subquery()
+        )
+        query = (
+            select(accounts, func.coalesce(counts.c.message_count, 0).label("message_count"))
+            .outerjoin(counts, counts.c.account_id == accounts.c.id)
+            .order_by(accounts.c.name)
+        )
+        with self._reading() as connection:
+            return [
+                AccountStatus(
+                    name=row.name,
+                    kind=row.kind,
+                    last_sync_at=row.last_sync_at,
+                    last_success_at=row.last_success_at,
+                    last_error=row.last_error,
+                    last_error_at=row.last_error_at,
+                    message_count=row.message_count,
+                )
+                for row in connection.execute(query)
+            ]
+
+    def message_count(self, account_name: str) -> int:
+        """How many distinct messages the store holds for the account (0 if unknown)."""
+        query = (
+            select(func.count())
+            .select_from(messages.join(accounts, accounts.c.id == messages.c.account_id))
+            .where(accounts.c.name == account_name)
+        )
+        with self._reading() as connection:
+            return connection.execute(query).scalar_one()
+
+    # --- folders ----------------------------------------------------------------------
+
+    def folders(self, account_name: str) -> list[StoredFolder]:
+        """The folders mirrored for the account, in the order they were first seen."""
+        query = (
+            select(folders)
+            .join(accounts, accounts.c.id == folders.c.account_id)
+            .where(accounts.c.name == account_name)
+            .order_by(folders.c.id)
+        )
+        with self._reading() as connection:
+            return [_stored_folder(row) for row in connection.execute(query)]
+
+    def sync_folders(self, account_id: int, remote: Sequence[RemoteFolder]) -> list[StoredFolder]:
+        """Mirror the account's folder list: add new folders, forget the vanished ones.
+
+        Returns the stored form of `remote`, in its order, with each folder's cursor.
+        """
+        wanted = {folder.name: folder.role for folder in remote}
+        with self._writing() as connection:
+            stored = {
+                row.name: row
+                for row in connection.execute(
+                    select(folders).where(folders.c.account_id == account_id)
+                )
+            }
+            self._add_folders(connection, account_id, wanted, stored)
+            vanished = [row.id for name, row in stored.items() if name not in wanted]
+            if vanished:
+                connection.execute(delete(folders).where(folders.c.id.in_(vanished)))
+                self._delete_account_orphans(connection, account_id)
+            rows = connection.execute(
+                select(folders).where(
+                    folders.c.account_id == account_id, folders.c.name.in_(list(wanted))
+                )
+            )
+            by_name = {row.name: _stored_folder(row) for row in rows}
+        return [by_name[name] for name in wanted]
+
+    def save_cursor(self, folder_id: int, cursor: str, *, synced_at: datetime) -> None:
+        """Remember how far the folder is synced; everything before it is already stored."""
+        with self._writing() as connection:
+            connection.execute(
+                update(folders)
+                .where(folders.c.id == folder_id)
+                .values(cursor=cursor, synced_at=synced_at)
+            )
+
+    # --- applying a connector's changes ---------------------------------------------
+
+    def apply_reset(self, folder: StoredFolder) -> int:
+        """Forget the folder's contents and cursor; returns how many locations went."""
+        with self._writing() as connection:
+            removed = connection.execute(
+                delete(message_locations).where(message_locations.c.folder_id == folder.id)
+            ).rowcount
+            connection.execute(update(folders).where(folders.c.id == folder.id).values(cursor=None))
+            self._delete_account_orphans(connection, folder.account_id)
+        return removed
+
+    def apply_fetched(self, folder: StoredFolder, batch: Sequence[MessageFacts]) -> int:
+        """Store a batch of messages seen in the folder; returns how many were new.
+
+        A message already known from another folder (same dedup key) gains a location,
+        not a second row. Re-applying the same batch changes nothing.
+        """
+        key_by_remote_id = {facts.remote_id: dedup_key(facts) for facts in batch}
+        facts_by_key: dict[str, MessageFacts] = {}
+        for facts in batch:
+            facts_by_key.setdefault(key_by_remote_id[facts.remote_id], facts)
+        if not facts_by_key:
+            return 0
+        account_id = folder.account_id
+        with self._writing() as connection:
+            # Looking first spares building and inserting rows for re-fetched messages.
+            row_ids = self._message_row_ids(connection, account_id, list(facts_by_key))
+            unknown = [key for key in facts_by_key if key not in row_ids]
+            new_ids = self._insert_new_messages(
+                connection, [message_row(account_id, facts_by_key[key]) for key in unknown]
+            )
+            self._insert_addresses(
+                connection,
+                (address_rows(row_id, facts_by_key[key]) for key, row_id in new_ids.items()),
+            )
+            row_ids |= new_ids
+            if len(new_ids) < len(unknown):  # stored meanwhile by another writer
+                raced = [key for key in unknown if key not in new_ids]
+                row_ids |= self._message_row_ids(connection, account_id, raced)
+            self._place(
+                connection,
+                folder,
+                {remote_id: row_ids[key] for remote_id, key in key_by_remote_id.items()},
+            )
+        return len(new_ids)
+
+    def apply_present(self, folder: StoredFolder, remote_ids: Collection[str]) -> int:
+        """Drop the folder's messages not among `remote_ids`; returns how many went."""
+        with self._writing() as connection:
+            stored = dict(
+                connection.execute(
+                    select(message_locations.c.remote_id, message_locations.c.message_id).where(
+                        message_locations.c.folder_id == folder.id
+                    )
+                ).all()
+            )
+            gone = [remote_id for remote_id in stored if remote_id not in remote_ids]
+            for chunk in self._chunks(gone):
+                connection.execute(
+                    delete(message_locations).where(
+                        message_locations.c.folder_id == folder.id,
+                        self._among(message_locations.c.remote_id, chunk),
+                    )
+                )
+            self._delete_orphans(connection, {stored[remote_id] for remote_id in gone})
+        return len(gone)
+
+    # --- the correspondents report --------------------------------------------------
+
+    def correspondents(
+        self,
+        account_name: str | None,
+        own_addresses: Mapping[str, frozenset[str]],
+        internal_domains: Mapping[str, frozenset[str]],
+    ) -> list[Correspondent]:
+        """Every external address each account wrote to or heard from, with when and how often.
+
+        `own_addresses` names the accounts to report (those in the configuration) and
+        their addresses; `account_name` narrows it to one. An address is internal when it
+        is in one of the account's `internal_domains` or a subdomain of one. Direction is
+        decided here, from the folders and `own_addresses`, as the configuration may
+        change after the messages were stored. Sorted by account, then address.
+        """
+        if account_name is not None and account_name not in own_addresses:
+            raise ValueError(f"unknown account: {account_name!r}")
+        names = [account_name] if account_name is not None else sorted(own_addresses)
+        own = {name: own_addresses[name] for name in names}
+        with self._reading() as connection:
+            rows = connection.execute(correspondents_query(own)).all()
+        return external_correspondents(rows, own, internal_domains)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _writing(self) -> AbstractContextManager[Connection]:
+        return _write_transaction(self._engine)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            yield connection
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _bulk_insert(
+        self,
+        connection: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        unique: Sequence[str] | None = None,
+        returning: Sequence[ColumnElement[Any]] = (),
+    ) -> Sequence[Sequence[Any]]:
+        """Insert many rows, skipping those `unique` already has; the `returning` of each.
+
+        SQLite takes an executemany of the dicts. PostgreSQL gets one array per column
+        (INSERT ... SELECT FROM unnest): a multi-row VALUES would make psycopg parse a
+        placeholder per value, several times slower at tens of thousands of rows.
+        """
+        if not rows:
+            return []
+        postgres = self._dialect == "postgresql"
+        statement: postgresql.Insert | sqlite.Insert = (
+            _unnest_insert(table, rows) if postgres else sqlite.insert(table)
+        )
+        if unique is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=unique)
+        executable: Executable = statement.returning(*returning) if returning else statement
+        result = connection.execute(executable, None if postgres else list(rows))
+        return result.all() if returning else []
+
+    def _chunks(self, items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+        for start in range(0, len(items), self._chunk):
+            yield items[start : start + self._chunk]
+
+    def _among(self, column: ColumnElement[_T], values: Sequence[_T]) -> ColumnElement[bool]:
+        """`column IN values`; on PostgreSQL one array parameter, not one per value."""
+        if self._dialect == "postgresql":
+            return column == any_(
+                bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+            )
+        return column.in_(values)
+
+    def _add_folders(
+        self,
+        connection: Connection,
+        account_id: int,
+        wanted: Mapping[str, FolderRole],
+        stored: Mapping[str, Any],
+    ) -> None:
+        new = [
+            {"account_id": account_id, "name": name, "role": role.value}
+            for name, role in wanted.items()
+            if name not in stored
+        ]
+        if new:
+            connection.execute(insert(folders), new)
+        for name, role in wanted.items():
+            if name in stored and stored[name].role != role.value:
+                connection.execute(
+                    update(folders).where(folders.c.id == stored[name].id).values(role=role.value)
+                )
+
+    def _insert_new_messages(
+        self, connection: Connection, rows: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """Insert the rows not stored yet; the dedup key and row id of each one inserted."""
+        if not rows:
+            return {}
+        inserted = self._bulk_insert(
+            connection,
+            messages,
+            rows,
+            unique=["account_id", "dedup_key"],
+            returning=(messages.c.dedup_key, messages.c.id),
+        )
+        return {row[0]: row[1] for row in inserted}
+
+    def _insert_addresses(
+        self, connection: Connection, per_message: Iterable[list[dict[str, Any]]]
+    ) -> None:
+        rows = [row for rows in per_message for row in rows]
+        self._bulk_insert(connection, message_addresses, rows)
+
+    def _message_row_ids(
+        self, connection: Connection, account_id: int, keys: Sequence[str]
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in self._chunks(keys):
+            query = select(messages.c.dedup_key, messages.c.id).where(
+                messages.c.account_id == account_id, self._among(messages.c.dedup_key, chunk)
+            )
+            found.update(connection.execute(query).all())
+        return found
+
+    def _place(
+        self, connection: Connection, folder: StoredFolder, wanted: Mapping[str, int]
+    ) -> None:
+        """Point each remote id of the folder at its message row.
+
+        A remote id already pointing elsewhere (a server that reused an id without a
+        reset) is moved, and the message it pointed at goes if nothing else holds it.
+        """
+        current: dict[str, int] = {}
+        for chunk in self._chunks(list(wanted)):
+            query = select(message_locations.c.remote_id, message_locations.c.message_id).where(
+                message_locations.c.folder_id == folder.id,
+                self._among(message_locations.c.remote_id, chunk),
+            )
+            current.update(connection.execute(query).all())
+        moved = [remote_id for remote_id, row_id in current.items() if wanted[remote_id] != row_id]
+        for chunk in self._chunks(moved):
+            connection.execute(
+                delete(message_locations).where(
+                    message_locations.c.folder_id == folder.id,
+                    self._among(message_locations.c.remote_id, chunk),
+                )
+            )
+        new = [
+            {"folder_id": folder.id, "remote_id": remote_id, "message_id": row_id}
+            for remote_id, row_id in wanted.items()
+            if current.get(remote_id) != row_id
+        ]
+        self._bulk_insert(connection, message_locations, new)
+        self._delete_orphans(connection, {current[remote_id] for remote_id in moved})
+
+    def _delete_orphans(self, connection: Connection, row_ids: Collection[int]) -> None:
+        """Delete those of the messages that no folder holds any more."""
+        for chunk in self._chunks(list(row_ids)):
+            connection.execute(
+                delete(messages).where(self._among(messages.c.id, chunk), _has_no_location())
+            )
+
+    def _delete_account_orphans(self, connection: Connection, account_id: int) -> None:
+        connection.execute(
+            delete(messages).where(messages.c.account_id == account_id, _has_no_location())
+        )
+
+
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {_safe(url)}") from exc
+    if backend not in _SUPPORTED_BACKENDS:
+        raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+    engine = create_engine(url)
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Pragmas on every connection, and transactions the store begins itself.
+
+    The sqlite3 module's own implicit BEGIN comes too late (before the first write, after
+    the reads) and is always DEFERRED; taking it over gives real transactions and lets
+    writers take the write lock up front.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writing = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def _unnest_insert(table: Table, rows: Sequence[Mapping[str, Any]]) -> postgresql.Insert:
+    names = list(rows[0])
+    arrays = [
+        bindparam(
+            f"{name}_values",
+            [row[name] for row in rows],
+            type_=postgresql.ARRAY(table.c[name].type),
+        )
+        for name in names
+    ]
+    source = func.unnest(*arrays).table_valued(*names).render_derived()
+    return postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
+
+
+def _has_no_location() -> Any:
+    return not_(exists().where(message_locations.c.message_id == messages.c.id))
+
+
+def _stored_folder(row: Any) -> StoredFolder:
+    return StoredFolder(
+        id=row.id,
+        account_id=row.account_id,
+        name=row.name,
+        role=FolderRole(row.role),
+        cursor=row.cursor,
+        synced_at=row.synced_at,
+    )
+
+
+def _safe(url: str) -> str:
+    """The URL with its password masked, fit for an error message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
