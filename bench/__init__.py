@@ -1,0 +1,1 @@
+"""Benchmarks of Relight's sync against a private Dovecot on loopback (`make bench`)."""
