@@ -7,18 +7,25 @@ Exit codes: 0 ok, 1 a runtime failure (one account unreachable; the others still
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from connectors.base import ConnectorError
 from daemon.accounts import UnsupportedKind, open_connector
 from daemon.config import Config, ConfigError, load_config, resolve_config_path
+from daemon.evaluation import evaluate_team
+from daemon.explain import explain
 from daemon.logs import configure_logging, get_logger
-from daemon.report import format_report
-from daemon.store import Store
+from daemon.samples import classify_paths, format_verdict
+from daemon.status_report import format_statuses
+from daemon.store import Store, StoreError
 from daemon.sync import sync_account
+from rules.status import Status
 
 __all__ = ["main"]
 
@@ -53,30 +60,76 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--account", metavar="NAME", help="only this account")
     sync.set_defaults(handler=cmd_sync)
 
-    report = commands.add_parser("report", help="one row per (account, correspondent)")
+    report = commands.add_parser("report", help="one row per (account, prospect)")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    report.add_argument("--status", choices=[str(s) for s in Status], help="only this status")
     report.add_argument("--account", metavar="NAME", help="only this account")
+    _add_now_option(report)
     report.set_defaults(handler=cmd_report)
 
-    for sub in (check, sync, report):
+    explain = commands.add_parser("explain", help="a prospect's timeline and why")
+    explain.add_argument("address", metavar="ADDRESS")
+    _add_now_option(explain)
+    explain.set_defaults(handler=cmd_explain)
+
+    classify = commands.add_parser(
+        "classify", help="classify .eml files, mbox files or Maildirs (no config needed)"
+    )
+    classify.add_argument("paths", metavar="PATH", nargs="+", type=Path)
+    classify.add_argument("--format", choices=("text", "json"), default="text")
+    _add_now_option(classify)
+    classify.set_defaults(handler=cmd_classify, config_optional=True)
+
+    for sub in (check, sync, report, explain, classify):
         _add_config_option(sub, top=False)
     return parser
+
+
+def _add_now_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--now",
+        metavar="ISO-8601",
+        help="evaluate as if it were then (default: now; without an offset: daemon.timezone)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
-        print(f"relight: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(None if sys.stderr.isatty() else config.daemon.log_format)
-    handler: Handler = args.handler
-    try:
+        config = _config_for(args)
+        configure_logging(None if sys.stderr.isatty() else config.daemon.log_format)
+        handler: Handler = args.handler
         return handler(config, args)
     except ConfigError as exc:
         print(f"relight: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:
+        print(f"relight: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _config_for(args: argparse.Namespace) -> Config:
+    """The config file; `classify` also runs without one when none was asked for."""
+    path = resolve_config_path(args.config)
+    asked = args.config is not None or bool(os.environ.get("RELIGHT_CONFIG", "").strip())
+    if getattr(args, "config_optional", False) and not asked and not path.exists():
+        return Config(accounts=())
+    return load_config(path)
+
+
+def _now(args: argparse.Namespace, config: Config) -> datetime:
+    if not args.now:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(args.now)
+    except ValueError:
+        raise ConfigError(
+            f"expected an ISO 8601 time such as 2026-11-25T09:00+01:00, got {args.now!r}",
+            key="--now",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(config.daemon.timezone))
+    return moment
 
 
 def open_store(config: Config) -> Store:
@@ -143,14 +196,27 @@ def cmd_sync(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_report(config: Config, args: argparse.Namespace) -> int:
-    accounts = [config.account(args.account)] if args.account else list(config.accounts)
+    if args.account:
+        config.account(args.account)  # an unknown name is a usage error
     store = open_store(config)
-    rows = store.correspondents(
-        args.account,
-        own_addresses={a.name: frozenset(a.addresses) for a in accounts},
-        internal_domains={
-            a.name: a.own_domains | frozenset(config.rules.internal_domains) for a in accounts
-        },
-    )
-    print(format_report(rows, args.format))
+    statuses = evaluate_team(store, config, _now(args, config), account=args.account)
+    rows = [s for s in statuses if args.status is None or s.status == args.status]
+    print(format_statuses(rows, args.format, timezone=ZoneInfo(config.daemon.timezone)))
     return EXIT_OK
+
+
+def cmd_explain(config: Config, args: argparse.Namespace) -> int:
+    store = open_store(config)
+    print(explain(store, config, args.address, _now(args, config)))
+    return EXIT_OK
+
+
+def cmd_classify(config: Config, args: argparse.Namespace) -> int:
+    own = frozenset(address for account in config.accounts for address in account.addresses)
+    unreadable = 0
+    for verdict in classify_paths(
+        args.paths, own, config.privacy.excerpt_chars, _now(args, config)
+    ):
+        unreadable += verdict.kind == "unreadable"
+        print(format_verdict(verdict, args.format))
+    return EXIT_FAILURE if unreadable else EXIT_OK
