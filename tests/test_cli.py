@@ -119,29 +119,32 @@ def _at(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
-def test_sync_then_report_lists_correspondents_with_last_contact_times(
+def test_sync_then_report_lists_prospects_with_last_contact_times(
     tmp_path: Path, mailbox: DovecotServer
 ) -> None:
-    """sync + report --format json lists each external correspondent with the right times."""
+    """sync + report --format json: each prospect with status and the right contact times."""
     config = _write_config(tmp_path, mailbox)
     synced = relight("--config", config, "sync")
     assert synced.returncode == 0, synced.stderr
-    shown = relight("report", "--format", "json", "--config", config)
+    shown = relight("report", "--format", "json", "--config", config, "--now", "2026-11-06T12:00Z")
     assert shown.returncode == 0, shown.stderr
     rows = {row["prospect"]: row for row in json.loads(shown.stdout)}
 
+    # pat@acme-group.example is internal, dave@ only has an unsent draft, sam@ is a colleague
     assert set(rows) == {"alice@prospect.example", "bob@other.example", "carol@other.example"}
     alice = rows["alice@prospect.example"]
     assert alice["account"] == "dana"
     assert alice["name"] == "Alice Martin"
     assert alice["company"] == "prospect.example"
+    assert alice["status"] == "replied"
     assert _at(alice["last_outbound_at"]) == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     assert _at(alice["last_inbound_at"]) == datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
     bob = rows["bob@other.example"]
     assert bob["name"] == "Björn Berg"
+    assert bob["status"] == "cold"  # the copy in INBOX is the rep's own message, not a reply
     assert _at(bob["last_outbound_at"]) == datetime(2026, 11, 5, 16, 30, tzinfo=UTC)
     assert bob["last_inbound_at"] is None
-    assert bob["outbound_count"] == 1  # the copy in INBOX is the same message
+    assert bob["followups_sent"] == 0
 
 
 def test_second_sync_fetches_nothing_and_leaves_flags_alone(
