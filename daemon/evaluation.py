@@ -1,20 +1,21 @@
 """From the store to the rules and back: the team's status at a moment.
 
-The evaluation is a query and a fold: two streaming queries read every stored message of
-the team (one for the messages with their folders, one for their To/Cc addresses, both in
-message order), each row becomes a plain `rules.message.Message`, and `rules.status`
-folds them into one `ProspectStatus` per (account, prospect). Nothing here decides
-anything; it only translates rows and settings into the rules' frozen values.
+The evaluation is a query and a fold: three queries read every stored message of the
+team (each message's folders into a dict; then, streamed in message order, the messages
+and their To/Cc addresses), each row becomes a plain `rules.message.Message`, and
+`rules.status` folds them into one `ProspectStatus` per (account, prospect). Nothing here
+decides anything; it only translates rows and settings into the rules' frozen values.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, select, type_coerce
 
 from connectors.base import MessageFacts
 from daemon import models
@@ -103,7 +104,14 @@ def classified_team_messages(store: Store, team: Team) -> list[ClassifiedMessage
 
 
 def stored_messages(store: Store, account_name: str) -> Iterator[Message]:
-    """The account's stored messages as rules values, streamed in message order."""
+    """The account's stored messages as rules values, streamed in message order.
+
+    Three queries instead of one JOIN + GROUP BY: each message's deciding folder (the
+    locations, into a dict), the messages (only the columns the rules read) and their
+    To/Cc addresses, both in message order. Rows repeat a lot (the same correspondents,
+    the same few header sets), so equal addresses and header tuples are built once and
+    shared: less to build and less to keep.
+    """
     m, loc, fold, acc, addr = (
         models.messages,
         models.message_locations,
@@ -111,15 +119,35 @@ def stored_messages(store: Store, account_name: str) -> Iterator[Message]:
         models.accounts,
         models.message_addresses,
     )
-    rank = func.max(case(_FOLDER_RANK, value=fold.c.role, else_=0)).label("rank")
+    # SQLite keeps a UtcDateTime as ISO text in UTC; reading the text and parsing it here
+    # does what the type's result processing does, without its per-row call chain.
+    raw_times = store.engine.dialect.name == "sqlite"
+    at_column = type_coerce(m.c.at, Text) if raw_times else m.c.at
     message_query = (
-        select(m, rank)
-        .join(loc, loc.c.message_id == m.c.id)
-        .join(fold, fold.c.id == loc.c.folder_id)
-        .join(acc, acc.c.id == m.c.account_id)
-        .where(acc.c.name == account_name)
-        .group_by(m.c.id)
+        select(
+            m.c.id,
+            at_column,
+            m.c.message_id,
+            m.c.in_reply_to,
+            m.c.reference_ids,
+            m.c.subject,
+            m.c.from_email,
+            m.c.from_name,
+            m.c.thread_id,
+            m.c.headers,
+            m.c.excerpt,
+            m.c.report_type,
+            m.c.report_action,
+            m.c.report_recipients,
+        )
+        .where(m.c.account_id == acc.c.id, acc.c.name == account_name)
         .order_by(m.c.id)
+    )
+    location_query = (
+        select(loc.c.message_id, fold.c.role)
+        .join(fold, fold.c.id == loc.c.folder_id)
+        .join(acc, acc.c.id == fold.c.account_id)
+        .where(acc.c.name == account_name)
     )
     address_query = (
         select(addr.c.message_id, addr.c.role, addr.c.email, addr.c.name)
@@ -128,47 +156,111 @@ def stored_messages(store: Store, account_name: str) -> Iterator[Message]:
         .where(acc.c.name == account_name, addr.c.role.in_(("to", "cc")))
         .order_by(addr.c.message_id)
     )
+    shared = _Shared()
     with store.engine.connect() as connection:
-        rows = connection.execution_options(yield_per=2000).execute(message_query)
-        addresses = iter(connection.execution_options(yield_per=2000).execute(address_query))
+        ranks: dict[int, int] = {}
+        for message_row_id, role in connection.execute(location_query):
+            rank = _FOLDER_RANK.get(role, 0)
+            if rank > ranks.get(message_row_id, -1):
+                ranks[message_row_id] = rank
+        # Whole batches, flattened: iterating a result row by row costs a few calls each.
+        rows = chain.from_iterable(
+            connection.execution_options(yield_per=2000).execute(message_query).partitions()
+        )
+        addresses = chain.from_iterable(
+            connection.execution_options(yield_per=2000).execute(address_query).partitions()
+        )
         pending = next(addresses, None)
         for row in rows:
+            row_id = row[0]
             recipients: dict[str, list[Address]] = {"to": [], "cc": []}
-            while pending is not None and pending.message_id <= row.id:
-                if pending.message_id == row.id:
-                    recipients[pending.role].append(Address(pending.email, pending.name or ""))
+            while pending is not None and pending[0] <= row_id:
+                if pending[0] == row_id:
+                    recipients[pending[1]].append(shared.address(pending[2], pending[3] or ""))
                 pending = next(addresses, None)
-            message = _message(row, recipients)
+            folder_rank = ranks.get(row_id)
+            if folder_rank is None:
+                continue  # in no folder any more: not the account's mail
+            message = _message(row, folder_rank, recipients, shared, raw_times=raw_times)
             if message is not None:
                 yield message
 
 
-def _message(row: Any, recipients: dict[str, list[Address]]) -> Message | None:
-    at: datetime | None = row.at
-    if at is None:
+class _Shared:
+    """One `Address` per (email, name) and one headers tuple per stored JSON text."""
+
+    def __init__(self) -> None:
+        self._addresses: dict[tuple[str, str], Address] = {}
+        self._headers: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    def address(self, email: str, name: str) -> Address:
+        key = (email, name)
+        found = self._addresses.get(key)
+        if found is None:
+            found = self._addresses[key] = Address(email, name)
+        return found
+
+    def headers(self, text: str) -> tuple[tuple[str, str], ...]:
+        found = self._headers.get(text)
+        if found is None:
+            found = tuple((name, value) for name, value in json.loads(text))
+            self._headers[text] = found
+        return found
+
+
+def _utc(text: str) -> datetime:
+    """A stored UtcDateTime's text as `models.UtcDateTime` returns it: aware, in UTC."""
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _message(
+    row: Any,
+    rank: int,
+    recipients: dict[str, list[Address]],
+    shared: _Shared,
+    *,
+    raw_times: bool,
+) -> Message | None:
+    (
+        _row_id,
+        stored_at,
+        message_id,
+        in_reply_to,
+        reference_ids,
+        subject,
+        from_email,
+        from_name,
+        thread_id,
+        headers,
+        excerpt,
+        report_type,
+        report_action,
+        report_recipients,
+    ) = row
+    if stored_at is None:
         return None  # neither a Date header nor an arrival time: nothing to place in time
-    references = tuple(row.reference_ids.split())
+    at: datetime = _utc(stored_at) if raw_times else stored_at
     report = None
-    if row.report_type:
+    if report_type:
         report = DeliveryReport(
-            report_type=row.report_type,
-            action=row.report_action,
-            recipients=tuple((row.report_recipients or "").split()),
+            report_type=report_type,
+            action=report_action,
+            recipients=tuple((report_recipients or "").split()),
         )
-    sender = Address(row.from_email, row.from_name or "") if row.from_email else None
     return Message(
         at=at,
-        folder=_RANK_FOLDER[row.rank],
-        message_id=row.message_id,
-        in_reply_to=row.in_reply_to,
-        references=references,
-        sender=sender,
+        folder=_RANK_FOLDER[rank],
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=tuple(reference_ids.split()),
+        sender=shared.address(from_email, from_name or "") if from_email else None,
         to=tuple(recipients["to"]),
         cc=tuple(recipients["cc"]),
-        subject=row.subject or "",
-        thread_id=row.thread_id,
-        headers=tuple((name, value) for name, value in json.loads(row.headers or "[]")),
-        excerpt=row.excerpt,
+        subject=subject or "",
+        thread_id=thread_id,
+        headers=shared.headers(headers or "[]"),
+        excerpt=excerpt,
         report=report,
     )
 

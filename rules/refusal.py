@@ -76,6 +76,14 @@ _SOFTENED_AFTER = re.compile(
     r"right\s+now|at\s+the\s+moment|for\s+now|this\s+(?:year|quarter))\b",
     re.IGNORECASE,
 )
+# Every phrase above holds one of these words (lower case; the spelling an ASCII text can
+# match). Most replies hold none, and looking for them costs a fraction of the phrases.
+_GATE_WORDS = (
+    *("interes", "remove", "take", "unsubscribe", "stop", "again", "more", "further"),
+    *("other", "different", "competing", "direction", "decided", "bedarf", "mich"),
+    *("keine", "anbieter", "moi", "nous", "plus", "autre", "baja", "contact", "escrib"),
+    "proveedor",
+)
 _SENTENCE_END = re.compile(r"[.!?;\n]")
 _CLAUSE_BREAK = re.compile(r"[,:()\-\u2013\u2014]")
 
@@ -89,6 +97,11 @@ def says_no(excerpt: str) -> str | None:
     ("not interested right now, but ...") does not count.
     """
     text = excerpt.replace("\u2019", "'").replace("\u2018", "'")
+    # Only for ASCII text: there `lower()` folds case exactly as IGNORECASE does.
+    if text.isascii():
+        lowered = text.lower()
+        if not any(word in lowered for word in _GATE_WORDS):
+            return None
     for found in _NO_PHRASES.finditer(text):
         start, end = found.span()
         sentence_start = _last_boundary(text, start, _SENTENCE_END)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from rules.message import Message
 
@@ -94,12 +95,36 @@ _WEEKDAYS: dict[str, int] = {
 
 
 def _alternatives(names: dict[str, int]) -> str:
-    return "|".join(sorted(names, key=len, reverse=True))
+    """The names as one regex, factored by common prefix ("ma(?:r(?:ch|s|...)|...)").
+
+    A flat list is tried name after name at every word of every auto-reply; the
+    factored form decides on the first letters. Every use ends a name at a word boundary
+    and names are all letters, so a match runs to the end of its word: one name at most
+    can match there, and the order of the alternatives cannot matter.
+    """
+    trie: dict[str, Any] = {}
+    for name in names:
+        node = trie
+        for character in name:
+            node = node.setdefault(character, {})
+        node[""] = {}
+    return _trie_pattern(trie)
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    branches = [re.escape(key) + _trie_pattern(child) for key, child in node.items() if key]
+    if not branches:
+        return ""
+    if len(branches) == 1 and "" not in node:
+        return branches[0]
+    return "(?:" + "|".join(branches) + ")" + ("?" if "" in node else "")
 
 
 _MONTH = rf"(?:{_alternatives(_MONTHS)})"
 _DAY = r"[0-3]?\d(?:st|nd|rd|th|er|e|º)?"
 _DATE_TOKEN = re.compile(
+    # Every shape starts with a digit or at a word boundary: skip the other places at once.
+    r"(?=\d|\b)(?:"
     # 2020-12-07, 2020/12/07
     r"(?P<iso>(?<!\d)(?P<iso_y>\d{4})([-/.])(?P<iso_m>[01]?\d)\3(?P<iso_d>[0-3]?\d)(?!\d))"
     # 7 December, 7. Dezember 2020, 7 de diciembre, 19-21 November
@@ -117,7 +142,7 @@ _DATE_TOKEN = re.compile(
     # the 18th
     r"|(?P<nth>\bthe\s+(?P<nth_d>[0-3]?\d)(?:st|nd|rd|th)\b)"
     rf"|(?P<weekday>\b(?:{_alternatives(_WEEKDAYS)})\b)"
-    r"|(?P<tomorrow>\b(?:tomorrow|demain|domani)\b)",
+    r"|(?P<tomorrow>\b(?:tomorrow|demain|domani)\b))",
     re.IGNORECASE,
 )
 _RETURN_WORD = re.compile(

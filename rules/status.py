@@ -347,6 +347,7 @@ class EvaluationCache:
         self.elapsed = ElapsedBusinessDays(policy.calendar, now)
         self._excerpt_chars = policy.excerpt_chars
         self._texts: dict[int, str] = {}
+        self._refusals: dict[str, str | None] = {}
 
     def text(self, reply: ClassifiedMessage) -> str:
         """The reply's new text, quotes and signature removed, whole; "" when none."""
@@ -366,10 +367,19 @@ class EvaluationCache:
         of it, and most replies decline nothing, so most are never cleaned.
         """
         excerpt = reply.message.excerpt
-        if not excerpt or says_no(excerpt) is None:
+        if not excerpt or self._says_no(excerpt) is None:
             return None
         text = self.text(reply)
-        return says_no(text) if text else None
+        return self._says_no(text) if text else None
+
+    def _says_no(self, text: str) -> str | None:
+        """`says_no`, once per distinct text: a colleague's reply is read for every
+        prospect of the company, and many replies share their wording."""
+        try:
+            return self._refusals[text]
+        except KeyError:
+            found = self._refusals[text] = says_no(text)
+            return found
 
     def excerpt(self, reply: ClassifiedMessage | None) -> str | None:
         """The reply's new text cut to `excerpt_chars`; None when empty or disabled."""
