@@ -2,7 +2,8 @@
 
 Theory of operation. One connector is one authenticated session (a context manager).
 `folders()` finds Sent and Drafts by their RFC 6154 attributes, or by name when the
-server offers none. `changes()` syncs one folder since a cursor:
+server offers none (`connectors.imap_folders`). `changes()` syncs one folder since a
+cursor:
 
     STATUS (UIDVALIDITY UIDNEXT MESSAGES [HIGHESTMODSEQ])
       unchanged                       -> Checkpoint                  (one round trip)
@@ -12,11 +13,14 @@ server offers none. `changes()` syncs one folder since a cursor:
         UID SEARCH new UIDs, then per batch of `batch_size`:
           UID FETCH a:b headers       -> Fetched(batch), Checkpoint(up to the batch)
 
-The header FETCH is read by the lean reader of `connectors.imap_fetch`. For inbound mail
-in INBOX that needs it, a second small FETCH per batch reads BODYSTRUCTURE and then one
-part per message, grouped by section so a batch costs a handful of round trips: the start
-of the first text/plain part of genuine-looking replies (the excerpt) and the
-machine-readable part of multipart/report messages (the delivery report).
+The header FETCH is read by the lean reader of `connectors.imap_fetch`, ahead of need:
+the FETCH of the batch after next is sent before a batch is handed over, so the server
+prepares it while Relight stores that batch and parses the next. For inbound mail in
+INBOX that needs it, a second small FETCH per batch reads BODYSTRUCTURE and then one part
+per message, grouped by section so a batch costs a handful of round trips: the start of
+the first text/plain part of genuine-looking replies (the excerpt; part 1, where it
+nearly always is, comes with the BODYSTRUCTURE) and the machine-readable part of
+multipart/report messages (the delivery report).
 
 The rep's mailbox is never modified: folders are opened with EXAMINE, bodies read with
 BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent.
@@ -43,7 +47,7 @@ import ipaddress
 import json
 import re
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,7 +79,7 @@ from connectors.headers import (
 from connectors.imap_fetch import (
     HEADER_FIELDS,
     BodyPart,
-    fetch_headers,
+    HeaderFetch,
     fetch_items,
     find_report_part,
     find_text_part,
@@ -83,34 +87,20 @@ from connectors.imap_fetch import (
     list_mailboxes,
     search_uids,
 )
+from connectors.imap_folders import DRAFTS_NAMES, SENT_NAMES, choose_folders
 
-__all__ = ["HEADER_FIELDS", "ImapConnector", "ImapCursor"]
+__all__ = [
+    "DRAFTS_NAMES",
+    "HEADER_FIELDS",
+    "SENT_NAMES",
+    "ImapConnector",
+    "ImapCursor",
+    "choose_folders",
+]
 
 SECURITY_MODES = ("tls", "starttls", "none")
 REPORT_FETCH_BYTES = 8192
 _TRANSIENT_CODES = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]")
-
-# Localized and provider names of Sent and Drafts, for servers without SPECIAL-USE
-# (compared case-insensitively, after an `INBOX.`, `INBOX/` or `[Gmail]/` prefix).
-SENT_NAMES: tuple[str, ...] = (
-    "sent", "sent items", "sent messages", "sent mail", "sent-mail", "sent e-mails",
-    "gesendet", "gesendete elemente", "gesendete objekte", "gesendete nachrichten",
-    "envoyés", "éléments envoyés", "messages envoyés", "envoyes", "elements envoyes",
-    "enviados", "elementos enviados", "itens enviados", "mensagens enviadas",
-    "inviati", "posta inviata", "elementi inviati", "verzonden", "verzonden items",
-    "verzonden berichten", "skickat", "skickade objekt", "skickade meddelanden", "sendt",
-    "sendte elementer", "sendte", "lähetetyt", "lähetetyt viestit", "wysłane",
-    "elementy wysłane", "odeslané", "odeslaná pošta", "odoslané", "elküldött",
-    "elküldött elemek", "gönderilmiş öğeler", "gönderilenler", "trimise", "poslano",
-    "отправленные", "надіслані", "送信済みアイテム", "送信済み", "已发送", "寄件備份",
-)  # fmt: skip
-DRAFTS_NAMES: tuple[str, ...] = (
-    "drafts", "draft", "entwürfe", "brouillons", "borradores", "rascunhos", "bozze",
-    "concepten", "utkast", "kladder", "kladde", "wersje robocze", "koncepty", "rozepsané",
-    "luonnokset", "piszkozatok", "taslaklar", "ciorne", "черновики", "чернетки",
-    "下書き", "草稿", "草稿箱",
-)  # fmt: skip
-_NAME_PREFIXES = ("inbox", "[gmail]", "[google mail]")
 
 
 class ImapCursor(NamedTuple):
@@ -305,7 +295,11 @@ class ImapConnector:
     # -- sync ----------------------------------------------------------------------------
 
     def changes(self, folder: RemoteFolder, cursor: str | None) -> Iterator[Change]:
-        """Stream what changed in `folder` since `cursor` (see the module docstring)."""
+        """Stream what changed in `folder` since `cursor` (see the module docstring).
+
+        Between two changes a header FETCH may be on its way: until the stream ends or is
+        closed, the session is the stream's: use the connector for nothing else.
+        """
         with self._boundary(f"sync {folder.name!r}"):
             yield from self._changes(folder, cursor)
 
@@ -356,35 +350,67 @@ class ImapConnector:
         )
         if not batches:
             yield Checkpoint(final.dumps())
-        for number, batch in enumerate(batches, start=1):
-            facts = self._fetch_batch(folder, batch)
-            stored += len(facts)
-            if facts:
-                yield Fetched(tuple(facts))
-            if number == len(batches):
-                yield Checkpoint(final._replace(messages=stored).dumps())
-            else:
-                yield Checkpoint(ImapCursor(uidvalidity, batch[-1] + 1, stored).dumps())
+        fetched = self._fetch_batches(folder, batches)
+        try:
+            for number, (batch, facts) in enumerate(zip(batches, fetched, strict=True), start=1):
+                stored += len(facts)
+                if facts:
+                    yield Fetched(tuple(facts))
+                if number == len(batches):
+                    yield Checkpoint(final._replace(messages=stored).dumps())
+                else:
+                    yield Checkpoint(ImapCursor(uidvalidity, batch[-1] + 1, stored).dumps())
+        finally:
+            fetched.close()  # an answer still on its way is read and dropped
         if "UNSELECT" in self._capabilities:
             client.unselect_folder()
 
-    def _fetch_batch(self, folder: RemoteFolder, batch: Sequence[int]) -> list[MessageFacts]:
-        wanted = set(batch)
+    def _fetch_batches(
+        self, folder: RemoteFolder, batches: Sequence[Sequence[int]]
+    ) -> Generator[list[MessageFacts], None, None]:
+        """The facts of each batch of UIDs, in order.
+
+        The header FETCH of a batch is sent before the caller gets the batch two before
+        it, and read once the batch before it is parsed: the server prepares each answer
+        while Relight parses and stores the previous ones, instead of the two waiting for
+        each other. No answer is on its way when a body FETCH is sent, and none is left
+        unread if the caller stops early.
+        """
+        imap = self.client._imap
         items = header_fetch_items(gmail_thread_ids="X-GM-EXT-1" in self._capabilities)
-        facts = [
-            facts_from_headers(
-                str(raw.uid),
-                raw.headers,
-                received_at=raw.received_at,
-                size=raw.size,
-                thread_id=raw.thread_id,
-            )
-            for raw in fetch_headers(self.client._imap, batch[0], batch[-1], items)
-            if raw.uid in wanted
-        ]
-        if folder.role is FolderRole.INBOX:
-            facts = self._add_body_facts(facts)
-        return facts
+        if not batches:
+            return
+        first = HeaderFetch(imap, batches[0][0], batches[0][-1], items)
+        in_flight: HeaderFetch | None = first
+        try:
+            raw = list(first.read())
+            in_flight = None
+            if len(batches) > 1:
+                in_flight = HeaderFetch(imap, batches[1][0], batches[1][-1], items)
+            for number, batch in enumerate(batches):
+                wanted = set(batch)
+                facts = [
+                    facts_from_headers(
+                        str(item.uid),
+                        item.headers,
+                        received_at=item.received_at,
+                        size=item.size,
+                        thread_id=item.thread_id,
+                    )
+                    for item in raw
+                    if item.uid in wanted
+                ]
+                raw = list(in_flight.read()) if in_flight is not None else []
+                in_flight = None
+                if folder.role is FolderRole.INBOX:
+                    facts = self._add_body_facts(facts)
+                if number + 2 < len(batches):
+                    after_next = batches[number + 2]
+                    in_flight = HeaderFetch(imap, after_next[0], after_next[-1], items)
+                yield facts
+        finally:
+            if in_flight is not None:
+                in_flight.close()
 
     # -- excerpts and delivery reports ------------------------------------------------------
 
@@ -398,10 +424,21 @@ class ImapConnector:
         ]
         if not reports and not replies:
             return facts
-        structures = {
-            uid: values.get(b"BODYSTRUCTURE")
-            for uid, values in fetch_items(self.client._imap, reports + replies, b"BODYSTRUCTURE")
-        }
+        imap = self.client._imap
+        # A reply's text is nearly always part 1 (the whole of a plain message, or the
+        # first alternative), so its start comes with the structure, in the same FETCH:
+        # only replies whose text is elsewhere need a second one.
+        excerpt_bytes = self._excerpt_fetch_bytes()
+        first_part = b"BODY.PEEK[1]<0.%d>" % excerpt_bytes
+        structures: dict[int, Any] = {}
+        part_one: dict[int, bytes] = {}
+        for uid, values in fetch_items(imap, replies, b"BODYSTRUCTURE " + first_part):
+            structures[uid] = values.get(b"BODYSTRUCTURE")
+            data = _section_value(values, "1")
+            if data is not None:
+                part_one[uid] = data
+        for uid, values in fetch_items(imap, reports, b"BODYSTRUCTURE"):
+            structures[uid] = values.get(b"BODYSTRUCTURE")
         wanted: dict[int, tuple[str, BodyPart]] = {}
         for uid in reports:
             part = find_report_part(structures.get(uid))
@@ -411,7 +448,14 @@ class ImapConnector:
             part = find_text_part(structures.get(uid))
             if part is not None:
                 wanted[uid] = ("excerpt", part)
-        bodies = self._fetch_parts(wanted)
+        bodies = {
+            uid: part_one[uid]
+            for uid, (kind, part) in wanted.items()
+            if kind == "excerpt" and part.section == "1" and uid in part_one
+        }
+        bodies |= self._fetch_parts(
+            {uid: wanted_part for uid, wanted_part in wanted.items() if uid not in bodies}
+        )
         updated = []
         for item in facts:
             uid = int(item.remote_id)
@@ -454,10 +498,9 @@ class ImapConnector:
         bodies: dict[int, bytes] = {}
         for (section, size), uids in groups.items():
             item = f"BODY.PEEK[{section}]<0.{size}>".encode()
-            key = f"BODY[{section}]".encode()
             for uid, values in fetch_items(self.client._imap, uids, item):
-                value = next((v for k, v in values.items() if k.startswith(key)), None)
-                if isinstance(value, bytes):
+                value = _section_value(values, section)
+                if value is not None:
                     bodies[uid] = value
         return bodies
 
@@ -479,6 +522,13 @@ def _verifying_context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
     return context
+
+
+def _section_value(values: dict[bytes, Any], section: str) -> bytes | None:
+    """The data of BODY[section] (`BODY[1]<0>` for a partial fetch) in a FETCH answer."""
+    key = f"BODY[{section}]".encode()
+    value = next((v for k, v in values.items() if k.startswith(key)), None)
+    return value if isinstance(value, bytes) else None
 
 
 def _unchanged(state: ImapCursor, status: dict[bytes, Any]) -> ImapCursor | None:
@@ -530,45 +580,6 @@ def _looks_automatic(facts: MessageFacts) -> bool:
         return True
     auto_submitted = facts.header("auto-submitted")
     return auto_submitted is not None and auto_submitted.strip().lower() != "no"
-
-
-def choose_folders(
-    mailboxes: Sequence[tuple[frozenset[str], str | None, str]],
-) -> list[RemoteFolder]:
-    """INBOX, Sent and Drafts from a LIST: attributes first, then the best-known name."""
-    selectable = [
-        (attributes, delimiter, name)
-        for attributes, delimiter, name in mailboxes
-        if not attributes & {"\\noselect", "\\nonexistent"}
-    ]
-    inbox = next((name for _, _, name in selectable if name.upper() == "INBOX"), "INBOX")
-    found = [RemoteFolder(inbox, FolderRole.INBOX)]
-    for role, attribute, names in (
-        (FolderRole.SENT, "\\sent", SENT_NAMES),
-        (FolderRole.DRAFTS, "\\drafts", DRAFTS_NAMES),
-    ):
-        by_attribute = [name for attributes, _, name in selectable if attribute in attributes]
-        if by_attribute:
-            found.append(RemoteFolder(by_attribute[0], role))
-            continue
-        ranked = sorted(
-            (names.index(base), len(name), name)
-            for _, delimiter, name in selectable
-            if (base := _base_name(name, delimiter)) in names and name.upper() != "INBOX"
-        )
-        if ranked:
-            found.append(RemoteFolder(ranked[0][2], role))
-    return found
-
-
-def _base_name(name: str, delimiter: str | None) -> str:
-    lowered = name.casefold()
-    separators = {delimiter, "/", "."} - {None}
-    for prefix in _NAME_PREFIXES:
-        for separator in separators:
-            if separator and lowered.startswith(prefix + separator):
-                return lowered[len(prefix) + len(separator) :]
-    return lowered
 
 
 def _is_loopback(host: str) -> bool:

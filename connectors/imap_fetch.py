@@ -12,7 +12,9 @@ body section) go through a tiny tokenizer of the same reader. imapclient keeps t
 
 Our tags (`rl1`, `rl2`, ...) are lower-case, so they cannot collide with imaplib's own
 (upper-case letters and digits); each command is read to its tagged completion before
-anything else is sent, so imaplib's bookkeeping never sees our traffic.
+anything else is sent, so imaplib's bookkeeping never sees our traffic. A command may be
+sent some time before its answer is read (`Command`, `HeaderFetch`), so that the server
+prepares it meanwhile, but it is still the only one outstanding.
 
 The module also knows how to find, in a parsed BODYSTRUCTURE, the small part a connector
 fetches for an inbound message (the first text/plain, or the machine-readable part of a
@@ -35,6 +37,8 @@ from connectors.base import CLASSIFICATION_HEADERS, ProtocolError, TransientErro
 __all__ = [
     "HEADER_FIELDS",
     "BodyPart",
+    "Command",
+    "HeaderFetch",
     "RawHeaders",
     "Response",
     "fetch_headers",
@@ -125,30 +129,52 @@ def run_command(imap: imaplib.IMAP4, command: bytes) -> Iterator[Response]:
     Left early (an exception in the caller, or a parse error), the rest of the answer is
     read and dropped, so the next command on the session starts in step.
     """
-    tag = b"rl%d" % next(_TAGS)
-    imap.send(tag + b" " + command + b"\r\n")
-    done = tag + b" "
-    in_step = False
-    try:
-        while True:
-            response = _read_response(imap)
-            first = response.lines[0]
-            if first.startswith(done):
-                in_step = True
-                _check_completion(command, first[len(done) :])
-                return
-            if first.startswith(b"* BYE"):
-                in_step = True  # nothing more will come
-                raise TransientError(f"server closed the connection: {_printable(first[5:])}")
-            if first.startswith(b"+"):
-                raise ProtocolError(f"unexpected continuation request after {_verb(command)}")
-            yield response
-    except (TransientError, OSError):
-        in_step = True  # the connection itself failed: there is nothing left to drain
-        raise
-    finally:
-        if not in_step:
-            _drain(imap, done)
+    yield from Command(imap, command).responses()  # sent when the caller starts reading
+
+
+class Command:
+    """A command sent now under a tag of our own, its answer read later by `responses`
+    (see `run_command`), so that the server can prepare it meanwhile.
+
+    Until the answer is read to its completion nothing else may be read on the session:
+    `close` reads and drops whatever is left of it.
+    """
+
+    def __init__(self, imap: imaplib.IMAP4, command: bytes) -> None:
+        self._imap = imap
+        self._command = command
+        self._done = b"rl%d " % next(_TAGS)
+        self._finished = False
+        imap.send(self._done + command + b"\r\n")
+
+    def responses(self) -> Iterator[Response]:
+        """Each untagged response, then the tagged completion is checked."""
+        command, done = self._command, self._done
+        try:
+            while True:
+                response = _read_response(self._imap)
+                first = response.lines[0]
+                if first.startswith(done):
+                    self._finished = True
+                    _check_completion(command, first[len(done) :])
+                    return
+                if first.startswith(b"* BYE"):
+                    self._finished = True  # nothing more will come
+                    raise TransientError(f"server closed the connection: {_printable(first[5:])}")
+                if first.startswith(b"+"):
+                    raise ProtocolError(f"unexpected continuation request after {_verb(command)}")
+                yield response
+        except (TransientError, OSError):
+            self._finished = True  # the connection itself failed: there is nothing to drain
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Read and drop the rest of the answer, if any is left."""
+        if not self._finished:
+            self._finished = True
+            _drain(self._imap, self._done)
 
 
 def _drain(imap: imaplib.IMAP4, done: bytes) -> None:
@@ -208,13 +234,29 @@ def fetch_headers(
     Responses without the header item (unsolicited FLAGS updates) and UIDs outside the
     range (`n:*` quirks) are skipped.
     """
-    command = b"UID FETCH %d:%d %s" % (first_uid, last_uid, items)
-    for response in run_command(imap, command):
-        if not _FETCH.match(response.lines[0]):
-            continue
-        parsed = _parse_fetch(response)
-        if parsed is not None and first_uid <= parsed.uid <= last_uid:
-            yield parsed
+    yield from HeaderFetch(imap, first_uid, last_uid, items).read()
+
+
+class HeaderFetch:
+    """`fetch_headers` sent now, read later (`read`), or dropped unread (`close`)."""
+
+    def __init__(self, imap: imaplib.IMAP4, first_uid: int, last_uid: int, items: bytes) -> None:
+        self.first_uid, self.last_uid = first_uid, last_uid
+        self._command = Command(imap, b"UID FETCH %d:%d %s" % (first_uid, last_uid, items))
+
+    def read(self) -> Iterator[RawHeaders]:
+        """The messages of the answer, as `fetch_headers` yields them."""
+        first_uid, last_uid = self.first_uid, self.last_uid
+        for response in self._command.responses():
+            if not _FETCH.match(response.lines[0]):
+                continue
+            parsed = _parse_fetch(response)
+            if parsed is not None and first_uid <= parsed.uid <= last_uid:
+                yield parsed
+
+    def close(self) -> None:
+        """Drop what is left of the answer, so that the session is in step again."""
+        self._command.close()
 
 
 def _parse_fetch(response: Response) -> RawHeaders | None:
@@ -362,6 +404,7 @@ def _decode_mailbox(raw: bytes) -> str:
 # One token of a FETCH response: a paren, a quoted string, a literal marker at the end of a
 # line, or an atom (which may carry a bracketed section such as BODY[1.2]<0>).
 _TOKEN = re.compile(rb'[()]|"(?:[^"\\]|\\.)*"|\{\d+\+?\}$|[^\s()"\[\]]+(?:\[[^\]]*\][^\s()"]*)?')
+_QUOTED_PAIR = re.compile(rb"\\(.)")
 MAX_UIDS_PER_COMMAND = 500  # keeps the command line well inside servers' limits
 
 
@@ -397,22 +440,25 @@ def _parse_tokens(response: Response) -> list[Any]:
     """The response as nested lists: bytes for atoms, strings and literals, None for NIL."""
     top: list[Any] = []
     stack = [top]
+    current = top
     for index, line in enumerate(response.lines):
-        for match in _TOKEN.finditer(line):
-            token = match.group()
+        for token in _TOKEN.findall(line):
             if token == b"(":
                 nested: list[Any] = []
-                stack[-1].append(nested)
+                current.append(nested)
                 stack.append(nested)
+                current = nested
             elif token == b")":
                 if len(stack) > 1:
                     stack.pop()
-            elif token.startswith(b'"'):
-                stack[-1].append(re.sub(rb"\\(.)", rb"\1", token[1:-1]))
-            elif token.startswith(b"{") and index < len(response.literals):
-                stack[-1].append(response.literals[index])
+                    current = stack[-1]
+            elif token[:1] == b'"':
+                text = token[1:-1]
+                current.append(_QUOTED_PAIR.sub(rb"\1", text) if b"\\" in text else text)
+            elif token[:1] == b"{" and index < len(response.literals):
+                current.append(response.literals[index])
             else:
-                stack[-1].append(None if token.upper() == b"NIL" else token)
+                current.append(None if token.upper() == b"NIL" else token)
     return top
 
 

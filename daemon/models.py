@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,20 +43,23 @@ from sqlalchemy import (
 from connectors.base import Address, MessageFacts
 
 __all__ = [
+    "ADDRESS_COLUMNS",
     "DATE_SKEW_LIMIT",
+    "MESSAGE_COLUMNS",
     "accounts",
-    "address_rows",
+    "address_values",
     "dedup_key",
     "drafts",
     "folders",
     "leases",
     "message_addresses",
     "message_locations",
-    "message_row",
     "message_time",
+    "message_values",
     "messages",
     "metadata",
     "prospects",
+    "stored_time",
 ]
 
 # A Date header this far past the server's arrival time is a wrong clock, not the truth.
@@ -252,35 +256,150 @@ def dedup_key(facts: MessageFacts) -> str:
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
-def message_row(account_id: int, facts: MessageFacts) -> dict[str, Any]:
-    """The `messages` row of one message, as the plain dict an executemany takes."""
+# The order of `message_values` and `address_values`, as the bulk inserts name them.
+MESSAGE_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "dedup_key",
+    "message_id",
+    "in_reply_to",
+    "reference_ids",
+    "subject",
+    "date",
+    "received_at",
+    "at",
+    "from_email",
+    "from_name",
+    "thread_id",
+    "headers",
+    "size",
+    "excerpt",
+    "report_type",
+    "report_action",
+    "report_recipients",
+    "defects",
+)
+ADDRESS_COLUMNS: tuple[str, ...] = ("message_id", "role", "email", "name")
+
+StoredTime = Callable[[datetime | None], Any]
+
+
+def stored_time(dialect: str) -> StoredTime:
+    """What `UtcDateTime` hands the driver of `dialect` for an aware datetime, for rows
+    written without SQLAlchemy's type processing: on SQLite the text SQLAlchemy's DATETIME
+    writes (the UTC wall time, microseconds included), elsewhere the datetime in UTC."""
+    return _sqlite_time if dialect == "sqlite" else _utc_time
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime given to the store: {value!r}")
+    value = value.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031  SQLAlchemy's own format
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def _utc_time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime given to the store: {value!r}")
+    return value.astimezone(UTC)
+
+
+def message_values(
+    account_id: int, key: str, facts: MessageFacts, time: StoredTime
+) -> tuple[Any, ...]:
+    """The `messages` row of one message, in `MESSAGE_COLUMNS` order; `key` is its
+    `dedup_key` and `time` turns datetimes into what the driver stores."""
     report = facts.report
-    return {
-        "account_id": account_id,
-        "dedup_key": dedup_key(facts),
-        "message_id": _clean_optional(facts.message_id, _MAX_MESSAGE_ID),
-        "in_reply_to": _clean_optional(facts.in_reply_to, _MAX_MESSAGE_ID),
-        "reference_ids": _clean(" ".join(facts.references)),
-        "subject": _clean(facts.subject, _MAX_SHORT_TEXT),
-        "date": facts.date,
-        "received_at": facts.received_at,
-        "at": message_time(facts.date, facts.received_at),
-        "from_email": _clean(facts.sender.email, _MAX_EMAIL) if facts.sender else None,
-        "from_name": _clean(facts.sender.name, _MAX_SHORT_TEXT) if facts.sender else "",
-        "thread_id": _clean_optional(facts.thread_id, _MAX_MESSAGE_ID),
-        "headers": _clean(_to_json([list(pair) for pair in facts.headers])),
-        "size": facts.size,
-        "excerpt": _clean_optional(facts.excerpt),
-        "report_type": _clean(report.report_type, 40) if report else None,
-        "report_action": _clean_optional(report.action, 40) if report else None,
-        "report_recipients": _clean(" ".join(report.recipients)) if report else None,
-        "defects": _clean(_to_json(list(facts.defects))) if facts.defects else "[]",
-    }
+    sender = facts.sender
+    headers = _to_json(facts.headers) if facts.headers else "[]"  # tuples encode as arrays
+    defects = _to_json(facts.defects) if facts.defects else "[]"
+    texts = [
+        facts.message_id or "",
+        facts.in_reply_to or "",
+        *facts.references,
+        facts.subject,
+        sender.email if sender else "",
+        sender.name if sender else "",
+        facts.thread_id or "",
+        headers,
+        facts.excerpt or "",
+        defects,
+    ]
+    if report is not None:
+        texts += [report.report_type, report.action or "", *report.recipients]
+    if not _storable("".join(texts)):
+        return _cleaned_message_values(account_id, key, facts, time)
+    # Everything is storable as it is: only the length caps remain.
+    message_id, in_reply_to, thread_id = facts.message_id, facts.in_reply_to, facts.thread_id
+    date, received_at = time(facts.date), time(facts.received_at)
+    at = message_time(facts.date, facts.received_at)
+    return (
+        account_id,
+        key,
+        message_id[:_MAX_MESSAGE_ID] if message_id is not None else None,
+        in_reply_to[:_MAX_MESSAGE_ID] if in_reply_to is not None else None,
+        " ".join(facts.references),
+        facts.subject[:_MAX_SHORT_TEXT],
+        date,
+        received_at,
+        date if at is facts.date else received_at,  # `at` is one of the two
+        sender.email[:_MAX_EMAIL] if sender else None,
+        sender.name[:_MAX_SHORT_TEXT] if sender else "",
+        thread_id[:_MAX_MESSAGE_ID] if thread_id is not None else None,
+        headers,
+        facts.size,
+        facts.excerpt,
+        report.report_type[:40] if report else None,
+        report.action[:40] if report and report.action is not None else None,
+        " ".join(report.recipients) if report else None,
+        defects,
+    )
 
 
-def address_rows(message_row_id: int, facts: MessageFacts) -> list[dict[str, Any]]:
-    """The `message_addresses` rows of one message: To, Cc and Reply-To, each once."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+def _cleaned_message_values(
+    account_id: int, key: str, facts: MessageFacts, time: StoredTime
+) -> tuple[Any, ...]:
+    """`message_values` of a message with text no database can hold, cleaned field by field."""
+    report = facts.report
+    return (
+        account_id,
+        key,
+        _clean_optional(facts.message_id, _MAX_MESSAGE_ID),
+        _clean_optional(facts.in_reply_to, _MAX_MESSAGE_ID),
+        _clean(" ".join(facts.references)),
+        _clean(facts.subject, _MAX_SHORT_TEXT),
+        time(facts.date),
+        time(facts.received_at),
+        time(message_time(facts.date, facts.received_at)),
+        _clean(facts.sender.email, _MAX_EMAIL) if facts.sender else None,
+        _clean(facts.sender.name, _MAX_SHORT_TEXT) if facts.sender else "",
+        _clean_optional(facts.thread_id, _MAX_MESSAGE_ID),
+        _clean(_to_json(facts.headers)),
+        facts.size,
+        _clean_optional(facts.excerpt),
+        _clean(report.report_type, 40) if report else None,
+        _clean_optional(report.action, 40) if report else None,
+        _clean(" ".join(report.recipients)) if report else None,
+        _clean(_to_json(facts.defects)) if facts.defects else "[]",
+    )
+
+
+def address_values(facts: MessageFacts) -> list[tuple[str, str, str]]:
+    """The (role, email, name) of each `message_addresses` row of one message (the row id
+    goes before them, as in `ADDRESS_COLUMNS`): To, Cc and Reply-To, each address once
+    per role, keeping the first display name given."""
+    names: dict[tuple[str, str], str] = {}
     groups: tuple[tuple[str, tuple[Address, ...]], ...] = (
         ("to", facts.to),
         ("cc", facts.cc),
@@ -289,17 +408,10 @@ def address_rows(message_row_id: int, facts: MessageFacts) -> list[dict[str, Any
     for role, addresses in groups:
         for address in addresses:
             email = _clean(address.email, _MAX_EMAIL)
-            known = rows.get((role, email))
-            if known is None:
-                rows[role, email] = {
-                    "message_id": message_row_id,
-                    "role": role,
-                    "email": email,
-                    "name": _clean(address.name, _MAX_SHORT_TEXT),
-                }
-            elif not known["name"] and address.name:
-                known["name"] = _clean(address.name, _MAX_SHORT_TEXT)
-    return list(rows.values())
+            known = names.get((role, email))
+            if known is None or (not known and address.name):
+                names[role, email] = _clean(address.name, _MAX_SHORT_TEXT)
+    return [(role, email, name) for (role, email), name in names.items()]
 
 
 def _clean(text: str, limit: int | None = None) -> str:
@@ -312,6 +424,19 @@ def _clean(text: str, limit: int | None = None) -> str:
     if not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text[:limit] if limit is not None else text
+
+
+def _storable(text: str) -> bool:
+    """`_clean` would leave the text as it is."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from undecodable bytes
+        return False
+    return True
 
 
 def _clean_optional(text: str | None, limit: int | None = None) -> str | None:

@@ -6,8 +6,12 @@ objects, so nothing outside this module holds a session.
 
 The sync writes through four methods that mirror `connectors.base.Change`:
 `apply_reset`, `apply_fetched`, `apply_present` and `save_cursor`, each one transaction.
-They are idempotent: re-applying a batch after a crash changes nothing. The hot path is
-SQLAlchemy Core executemany of plain dicts with the dialect's ON CONFLICT DO NOTHING.
+They are idempotent: re-applying a batch after a crash changes nothing. The hot path,
+`apply_fetched`, is two steps: `prepare_fetched` builds the rows without the database
+(so one thread can build them while another stores the batch before), and
+`apply_prepared` writes them through `daemon.database.BulkSql` (driver-level multi-row
+INSERTs on SQLite, one array per column on PostgreSQL, with ON CONFLICT DO NOTHING),
+optionally saving the cursor that follows the batch in the same transaction.
 
 A message lives as long as one of its locations does: whenever locations go (an expunge,
 a folder reset, a folder that disappeared), messages left without any are deleted with
@@ -15,12 +19,13 @@ their addresses, as the mailbox itself no longer holds them.
 
 On SQLite the store enables WAL (readers never wait for the writer), foreign keys and a
 busy timeout, and starts write transactions with BEGIN IMMEDIATE so a second process
-(`relight sync` beside `relight run`) waits its turn instead of failing half-way.
+(`relight sync` beside `relight run`) waits its turn instead of failing half-way (see
+`daemon.database`). A store may be used from several threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,41 +35,48 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Executable,
     Table,
     any_,
     bindparam,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     insert,
-    make_url,
     not_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from connectors.base import FolderRole, MessageFacts, RemoteFolder
+from daemon.database import (
+    BulkSql,
+    StoreError,
+    create_store_engine,
+    safe_url,
+    write_transaction,
+)
 from daemon.migrations import upgrade_to_head
 from daemon.models import (
+    ADDRESS_COLUMNS,
+    MESSAGE_COLUMNS,
     accounts,
-    address_rows,
+    address_values,
     dedup_key,
     folders,
     message_addresses,
     message_locations,
-    message_row,
+    message_values,
     messages,
+    stored_time,
 )
 from daemon.report import Correspondent, correspondents_query, external_correspondents
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "AccountStatus",
+    "PreparedBatch",
     "Store",
     "StoreError",
     "StoredFolder",
@@ -72,14 +84,6 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/relight/relight.db"
 
-_SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
-_SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",  # safe with WAL: a power cut loses at most the last commit
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
-)
-_WRITE_OPTION = "relight_write"
 # Values per IN (...) list, far below SQLite's bound-parameter limit; PostgreSQL gets one
 # array parameter instead, which can be longer.
 _CHUNK_SQLITE = 500
@@ -87,10 +91,6 @@ _CHUNK_POSTGRESQL = 10_000
 _MAX_ERROR_TEXT = 500
 
 _T = TypeVar("_T")
-
-
-class StoreError(Exception):
-    """The database cannot be used: unreachable, refused, or not a supported kind."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,18 @@ class StoredFolder:
     role: FolderRole
     cursor: str | None
     synced_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A fetched batch as rows (`Store.prepare_fetched`), ready for `Store.apply_prepared`:
+    the dedup key of each remote id, and by key the message row (first copy wins) and
+    its (role, email, name) address rows."""
+
+    folder: StoredFolder
+    key_by_remote_id: Mapping[str, str]
+    rows: Mapping[str, tuple[Any, ...]]
+    addresses: Mapping[str, list[tuple[str, str, str]]]
 
 
 @dataclass(frozen=True)
@@ -132,17 +144,19 @@ class Store:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._chunk = _CHUNK_POSTGRESQL if self._dialect == "postgresql" else _CHUNK_SQLITE
+        self._bulk = BulkSql(self._dialect)
+        self._stored_time = stored_time(self._dialect)
 
     @classmethod
     def open(cls, url: str = DEFAULT_DATABASE_URL) -> Store:
         """Connect to `url` and migrate its schema to the newest revision."""
-        engine = _create_engine(url)
+        engine = create_store_engine(url)
         try:
-            with _write_transaction(engine) as connection:
+            with write_transaction(engine) as connection:
                 upgrade_to_head(connection)
         except OperationalError as exc:
             engine.dispose()
-            raise StoreError(f"cannot open the database {_safe(url)}: {exc.orig}") from exc
+            raise StoreError(f"cannot open the database {safe_url(url)}: {exc.orig}") from exc
         except BaseException:
             engine.dispose()
             raise
@@ -274,11 +288,7 @@ class Store:
     def save_cursor(self, folder_id: int, cursor: str, *, synced_at: datetime) -> None:
         """Remember how far the folder is synced; everything before it is already stored."""
         with self._writing() as connection:
-            connection.execute(
-                update(folders)
-                .where(folders.c.id == folder_id)
-                .values(cursor=cursor, synced_at=synced_at)
-            )
+            self._save_cursor(connection, folder_id, cursor, synced_at)
 
     # --- applying a connector's changes ---------------------------------------------
 
@@ -298,33 +308,75 @@ class Store:
         A message already known from another folder (same dedup key) gains a location,
         not a second row. Re-applying the same batch changes nothing.
         """
-        key_by_remote_id = {facts.remote_id: dedup_key(facts) for facts in batch}
+        return self.apply_prepared(self.prepare_fetched(folder, batch))
+
+    def prepare_fetched(self, folder: StoredFolder, batch: Sequence[MessageFacts]) -> PreparedBatch:
+        """The rows of `apply_fetched`, built without the database: a thread may build
+        the next batch's rows while another stores this one."""
+        key_by_remote_id: dict[str, str] = {}
         facts_by_key: dict[str, MessageFacts] = {}
         for facts in batch:
-            facts_by_key.setdefault(key_by_remote_id[facts.remote_id], facts)
-        if not facts_by_key:
-            return 0
+            key = dedup_key(facts)
+            key_by_remote_id[facts.remote_id] = key
+            facts_by_key.setdefault(key, facts)
+        account_id, time = folder.account_id, self._stored_time
+        return PreparedBatch(
+            folder=folder,
+            key_by_remote_id=key_by_remote_id,
+            rows={
+                key: message_values(account_id, key, facts, time)
+                for key, facts in facts_by_key.items()
+            },
+            addresses={key: address_values(facts) for key, facts in facts_by_key.items()},
+        )
+
+    def apply_prepared(
+        self,
+        prepared: PreparedBatch,
+        *,
+        cursor: str | None = None,
+        synced_at: datetime | None = None,
+    ) -> int:
+        """`apply_fetched` of a prepared batch; returns how many messages were new. With
+        `cursor`, the folder's cursor is saved too (as `save_cursor`), in the same
+        transaction, after the messages."""
+        folder, rows = prepared.folder, prepared.rows
+        if cursor is not None and synced_at is None:
+            raise ValueError("a cursor is saved with its synced_at")
         account_id = folder.account_id
         with self._writing() as connection:
-            # Looking first spares building and inserting rows for re-fetched messages.
-            row_ids = self._message_row_ids(connection, account_id, list(facts_by_key))
-            unknown = [key for key in facts_by_key if key not in row_ids]
-            new_ids = self._insert_new_messages(
-                connection, [message_row(account_id, facts_by_key[key]) for key in unknown]
-            )
-            self._insert_addresses(
-                connection,
-                (address_rows(row_id, facts_by_key[key]) for key, row_id in new_ids.items()),
-            )
-            row_ids |= new_ids
-            if len(new_ids) < len(unknown):  # stored meanwhile by another writer
-                raced = [key for key in unknown if key not in new_ids]
-                row_ids |= self._message_row_ids(connection, account_id, raced)
-            self._place(
-                connection,
-                folder,
-                {remote_id: row_ids[key] for remote_id, key in key_by_remote_id.items()},
-            )
+            new_ids: dict[str, int] = {}
+            if rows:
+                # Looking first spares inserting rows for re-fetched messages.
+                row_ids = self._message_row_ids(connection, account_id, list(rows))
+                unknown = [key for key in rows if key not in row_ids]
+                new_ids = self._insert_messages(
+                    connection, account_id, [rows[key] for key in unknown], unknown
+                )
+                self._bulk.insert(
+                    connection,
+                    message_addresses,
+                    ADDRESS_COLUMNS,
+                    [
+                        (row_id, *address)
+                        for key, row_id in new_ids.items()
+                        for address in prepared.addresses[key]
+                    ],
+                )
+                row_ids |= new_ids
+                if len(new_ids) < len(unknown):  # stored meanwhile by another writer
+                    raced = [key for key in unknown if key not in new_ids]
+                    row_ids |= self._message_row_ids(connection, account_id, raced)
+                self._place(
+                    connection,
+                    folder,
+                    {
+                        remote_id: row_ids[key]
+                        for remote_id, key in prepared.key_by_remote_id.items()
+                    },
+                )
+            if cursor is not None:
+                self._save_cursor(connection, folder.id, cursor, synced_at)
         return len(new_ids)
 
     def apply_present(self, folder: StoredFolder, remote_ids: Collection[str]) -> int:
@@ -375,7 +427,7 @@ class Store:
     # --- helpers ----------------------------------------------------------------------
 
     def _writing(self) -> AbstractContextManager[Connection]:
-        return _write_transaction(self._engine)
+        return write_transaction(self._engine)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -386,33 +438,6 @@ class Store:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
-
-    def _bulk_insert(
-        self,
-        connection: Connection,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        unique: Sequence[str] | None = None,
-        returning: Sequence[ColumnElement[Any]] = (),
-    ) -> Sequence[Sequence[Any]]:
-        """Insert many rows, skipping those `unique` already has; the `returning` of each.
-
-        SQLite takes an executemany of the dicts. PostgreSQL gets one array per column
-        (INSERT ... SELECT FROM unnest): a multi-row VALUES would make psycopg parse a
-        placeholder per value, several times slower at tens of thousands of rows.
-        """
-        if not rows:
-            return []
-        postgres = self._dialect == "postgresql"
-        statement: postgresql.Insert | sqlite.Insert = (
-            _unnest_insert(table, rows) if postgres else sqlite.insert(table)
-        )
-        if unique is not None:
-            statement = statement.on_conflict_do_nothing(index_elements=unique)
-        executable: Executable = statement.returning(*returning) if returning else statement
-        result = connection.execute(executable, None if postgres else list(rows))
-        return result.all() if returning else []
 
     def _chunks(self, items: Sequence[_T]) -> Iterator[Sequence[_T]]:
         for start in range(0, len(items), self._chunk):
@@ -446,37 +471,50 @@ class Store:
                     update(folders).where(folders.c.id == stored[name].id).values(role=role.value)
                 )
 
-    def _insert_new_messages(
-        self, connection: Connection, rows: list[dict[str, Any]]
+    def _save_cursor(
+        self, connection: Connection, folder_id: int, cursor: str, synced_at: datetime | None
+    ) -> None:
+        connection.execute(
+            update(folders)
+            .where(folders.c.id == folder_id)
+            .values(cursor=cursor, synced_at=synced_at)
+        )
+
+    def _insert_messages(
+        self,
+        connection: Connection,
+        account_id: int,
+        rows: Sequence[tuple[Any, ...]],
+        keys: Sequence[str],
     ) -> dict[str, int]:
-        """Insert the rows not stored yet; the dedup key and row id of each one inserted."""
-        if not rows:
-            return {}
-        inserted = self._bulk_insert(
+        """Insert the message rows of `keys` (not stored at the first look); the row id of
+        each row inserted here, by key."""
+        if self._bulk.postgres:
+            return self._bulk.insert_returning(
+                connection,
+                messages,
+                MESSAGE_COLUMNS,
+                rows,
+                skip_conflicts_on=("account_id", "dedup_key"),
+                returning=("dedup_key", "id"),
+            )
+        self._bulk.insert(
             connection,
             messages,
+            MESSAGE_COLUMNS,
             rows,
-            unique=["account_id", "dedup_key"],
-            returning=(messages.c.dedup_key, messages.c.id),
+            skip_conflicts_on=("account_id", "dedup_key"),
         )
-        return {row[0]: row[1] for row in inserted}
-
-    def _insert_addresses(
-        self, connection: Connection, per_message: Iterable[list[dict[str, Any]]]
-    ) -> None:
-        rows = [row for rows in per_message for row in rows]
-        self._bulk_insert(connection, message_addresses, rows)
+        # BEGIN IMMEDIATE kept other writers out since the first look: every one of the
+        # keys stored now was stored just above.
+        return self._message_row_ids(connection, account_id, keys)
 
     def _message_row_ids(
         self, connection: Connection, account_id: int, keys: Sequence[str]
     ) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for chunk in self._chunks(keys):
-            query = select(messages.c.dedup_key, messages.c.id).where(
-                messages.c.account_id == account_id, self._among(messages.c.dedup_key, chunk)
-            )
-            found.update(connection.execute(query).all())
-        return found
+        return self._bulk.lookup(
+            connection, messages, "dedup_key", "id", where=("account_id", account_id), keys=keys
+        )
 
     def _place(
         self, connection: Connection, folder: StoredFolder, wanted: Mapping[str, int]
@@ -486,13 +524,14 @@ class Store:
         A remote id already pointing elsewhere (a server that reused an id without a
         reset) is moved, and the message it pointed at goes if nothing else holds it.
         """
-        current: dict[str, int] = {}
-        for chunk in self._chunks(list(wanted)):
-            query = select(message_locations.c.remote_id, message_locations.c.message_id).where(
-                message_locations.c.folder_id == folder.id,
-                self._among(message_locations.c.remote_id, chunk),
-            )
-            current.update(connection.execute(query).all())
+        current: dict[str, int] = self._bulk.lookup(
+            connection,
+            message_locations,
+            "remote_id",
+            "message_id",
+            where=("folder_id", folder.id),
+            keys=list(wanted),
+        )
         moved = [remote_id for remote_id, row_id in current.items() if wanted[remote_id] != row_id]
         for chunk in self._chunks(moved):
             connection.execute(
@@ -502,11 +541,13 @@ class Store:
                 )
             )
         new = [
-            {"folder_id": folder.id, "remote_id": remote_id, "message_id": row_id}
+            (folder.id, remote_id, row_id)
             for remote_id, row_id in wanted.items()
             if current.get(remote_id) != row_id
         ]
-        self._bulk_insert(connection, message_locations, new)
+        self._bulk.insert(
+            connection, message_locations, ("folder_id", "remote_id", "message_id"), new
+        )
         self._delete_orphans(connection, {current[remote_id] for remote_id in moved})
 
     def _delete_orphans(self, connection: Connection, row_ids: Collection[int]) -> None:
@@ -522,65 +563,6 @@ class Store:
         )
 
 
-@contextmanager
-def _write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it takes the write lock at BEGIN."""
-    with engine.connect() as connection:
-        connection.execution_options(**{_WRITE_OPTION: True})
-        with connection.begin():
-            yield connection
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {_safe(url)}") from exc
-    if backend not in _SUPPORTED_BACKENDS:
-        raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
-    if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
-    engine = create_engine(url)
-    _configure_sqlite(engine)
-    return engine
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    """Pragmas on every connection, and transactions the store begins itself.
-
-    The sqlite3 module's own implicit BEGIN comes too late (before the first write, after
-    the reads) and is always DEFERRED; taking it over gives real transactions and lets
-    writers take the write lock up front.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        writing = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
-
-
-def _unnest_insert(table: Table, rows: Sequence[Mapping[str, Any]]) -> postgresql.Insert:
-    names = list(rows[0])
-    arrays = [
-        bindparam(
-            f"{name}_values",
-            [row[name] for row in rows],
-            type_=postgresql.ARRAY(table.c[name].type),
-        )
-        for name in names
-    ]
-    source = func.unnest(*arrays).table_valued(*names).render_derived()
-    return postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
-
-
 def _has_no_location() -> Any:
     return not_(exists().where(message_locations.c.message_id == messages.c.id))
 
@@ -594,11 +576,3 @@ def _stored_folder(row: Any) -> StoredFolder:
         cursor=row.cursor,
         synced_at=row.synced_at,
     )
-
-
-def _safe(url: str) -> str:
-    """The URL with its password masked, fit for an error message."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,65 @@ def test_broken_dates_are_none_with_a_defect(date: str) -> None:
     fields = parse_header_block(f"Message-ID: <a@b>\r\nDate: {date}\r\n\r\n".encode())
     assert fields.date is None
     assert any(defect.startswith("date:") for defect in fields.defects)
+
+
+def _stdlib_date(text: str) -> datetime | None:
+    """How the email package reads a Date (no zone -> UTC), the reference of the fast path."""
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _date_samples() -> list[str]:
+    """Dates of the common form, valid and not, with the variations it must get right."""
+    rng = random.Random(7)  # noqa: S311 - a test's fixed sample
+    samples = [
+        "Tue, 5 Mar 2024 14:30:00 +0100",
+        "5 Mar 2024 14:30 -0000",
+        "Tue,5 Mar 2024 14:30:00 +0000 (UTC)",
+        "Xyz, 05 mar 2024 23:59:59 -0130 extra words",
+        "Tue, 31 Feb 2024 10:00:00 +0100",
+        "Tue, 5 Mar 2024 24:00:00 +0100",
+        "Tue, 5 Mar 2024 14:30:60 +0100",
+        "Tue, 5 Mar 2024 14:30:00 +2400",
+        "Tue, 5 Mar 2024 14:30:00 -2359",
+        "Tue, 5 Mar 2024 14:30:00 +0199",
+        "Tue, 5 Foo 2024 14:30:00 +0100",
+        "Tue, 5 Mar 0099 14:30:00 +0100",
+        "Tue, 5 Mar 1000 00:00:00 -0000",
+        "Tue, 5 Mar 9999 23:59:59 +0000",
+        "Tue, 0 Mar 2024 14:30:00 +0100",
+        "Tue, 5 Mar 2024 14:30:00 +0100(CET)",
+    ]
+    months = ["Jan", "feb", "MAR", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    for _ in range(2000):
+        weekday = rng.choice(["", "Mon, ", "Sun,", "Foo, "])
+        day = rng.choice([str(rng.randint(0, 32)), f"{rng.randint(0, 32):02d}"])
+        seconds = rng.choice(["", f":{rng.randint(0, 61):02d}"])
+        zone = f"{rng.choice('+-')}{rng.randint(0, 25):02d}{rng.randint(0, 99):02d}"
+        tail = rng.choice(["", " (CET)", " x y"])
+        samples.append(
+            f"{weekday}{day} {rng.choice(months)} {rng.randint(1000, 2100)} "
+            f"{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}{seconds} {zone}{tail}"
+        )
+    return samples
+
+
+def test_common_dates_read_exactly_as_the_email_package_reads_them() -> None:
+    """The fast path for the usual Date form gives the same instant and offset as
+    `parsedate_to_datetime`, and the same defect when the date is impossible."""
+    for text in _date_samples():
+        fields = parse_header_block(f"Message-ID: <a@b>\r\nDate: {text}\r\n\r\n".encode())
+        expected = _stdlib_date(text)
+        assert fields.date == expected, text
+        if expected is None:
+            assert fields.defects == ("date: unparseable",), text
+        else:
+            assert fields.date is not None
+            assert fields.date.utcoffset() == expected.utcoffset(), text
+            assert fields.defects == (), text
 
 
 def test_missing_message_id_and_ids_without_brackets() -> None:

@@ -421,6 +421,49 @@ def test_abandoned_fetch_leaves_the_session_in_step(box: DovecotUser) -> None:
         assert connector.client.search("ALL")[:2] == [1, 2]
 
 
+def test_sync_left_between_batches_leaves_the_session_in_step(box: DovecotUser) -> None:
+    """The next batch's header FETCH, already sent when a batch is handed over, is drained
+    when the caller stops there, so the session answers the next command correctly."""
+    box.server.append_many(box.name, "INBOX", [message(f"p{n}") for n in range(10)])
+    with connect(box, batch_size=3) as connector:
+        changes = connector.changes(INBOX, None)
+        first = next(changes)
+        assert isinstance(first, Fetched)
+        assert [facts.subject for facts in first.messages] == ["p0", "p1", "p2"]
+        changes.close()
+        imap = connector.client._imap
+        assert [raw.uid for raw in fetch_headers(imap, 5, 7, header_fetch_items())] == [5, 6, 7]
+        assert connector.client.search("ALL")[:2] == [1, 2]
+
+
+def test_batches_of_replies_get_their_excerpts_in_order(box: DovecotUser) -> None:
+    """Over several batches, each reply keeps its own excerpt: part 1 read with the
+    structure, and a text elsewhere (here part 2) in a second FETCH."""
+    alternative = (
+        "Content-Type: multipart/alternative; boundary=ALT",
+        "MIME-Version: 1.0",
+    )
+    raws = []
+    for n in range(7):
+        if n % 3 == 2:
+            body = (
+                "--ALT\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n"
+                f"--ALT\r\nContent-Type: text/plain\r\n\r\nText {n} second.\r\n--ALT--\r\n"
+            )
+            raw = message(f"r{n}", in_reply_to=f"q{n}@acmesoft.example", body=body)
+            raw = raw.replace(b"Content-Type: text/plain; charset=utf-8\r\n", b"")
+            head, rest = raw.split(b"\r\n\r\n", 1)
+            raw = head + ("\r\n" + "\r\n".join(alternative)).encode() + b"\r\n\r\n" + rest
+        else:
+            raw = message(f"r{n}", in_reply_to=f"q{n}@acmesoft.example", body=f"Text {n}.\r\n")
+        raws.append(raw)
+    box.server.append_many(box.name, "INBOX", raws)
+    excerpts = {facts.subject: facts.excerpt for facts in fetched(sync(box, batch_size=3))}
+    assert excerpts == {
+        f"r{n}": f"Text {n} second." if n % 3 == 2 else f"Text {n}." for n in range(7)
+    }
+
+
 def test_sequence_sets_round_trip() -> None:
     """UID lists become compact sequence sets and ESEARCH answers expand back."""
     uids = [1, 2, 3, 7, 9, 10, 4000]

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Table, inspect, select
+from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.exc import StatementError
 
 from connectors.base import Address, DeliveryReport, FolderRole, MessageFacts, RemoteFolder
 from daemon.models import (
+    MESSAGE_COLUMNS,
+    _cleaned_message_values,
+    accounts,
     dedup_key,
     message_addresses,
     message_locations,
     message_time,
+    message_values,
     messages,
     metadata,
+    stored_time,
 )
 from daemon.store import Store, StoredFolder, StoreError
 
@@ -318,3 +325,120 @@ def test_unsupported_or_unreachable_databases_raise_store_error() -> None:
         Store.open("mysql://user@localhost/relight")
     with pytest.raises(StoreError, match=r"cannot open the database .*\*\*\*"):
         Store.open("postgresql+psycopg://user:secret@127.0.0.1:1/relight?connect_timeout=2")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 3, 4, 11, 30, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2024, 12, 31, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ],
+)
+def test_bulk_rows_store_times_as_sqlalchemy_does(store: Store, moment: datetime) -> None:
+    """Times written by the sync's bulk path are stored exactly as SQLAlchemy stores them
+    (on SQLite the same text), so they read back and compare the same."""
+    folder = folders_of(store, INBOX)["INBOX"]
+    store.apply_fetched(folder, [message("1", "a@x", date=moment)])
+    store.record_sync_result("dana", finished_at=moment)
+    with store.engine.connect() as connection:
+        raw = connection.exec_driver_sql("SELECT date, received_at FROM messages").one()
+        written = connection.exec_driver_sql("SELECT last_sync_at FROM accounts").scalar_one()
+        date, last_sync_at = connection.execute(
+            select(messages.c.date, accounts.c.last_sync_at).select_from(
+                messages.join(accounts, accounts.c.id == messages.c.account_id)
+            )
+        ).one()
+    assert raw[0] == written
+    assert date == last_sync_at == moment
+    assert date.tzinfo is UTC
+
+
+def test_batches_past_the_sqlite_parameter_limit_are_split(tmp_path: Path) -> None:
+    """A batch with more values than SQLite binds in one statement goes in several."""
+    store = Store.open(f"sqlite:///{tmp_path / 'relight.db'}")
+
+    @event.listens_for(store.engine, "connect")
+    def _low_limit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)
+
+    store.engine.dispose()  # new connections, with the low limit
+    with store:
+        inbox = folders_of(store, INBOX)["INBOX"]
+        batch = [
+            message(str(n), f"m{n}@x", to=("a@x", f"b{n}@x"), subject=f"s{n}") for n in range(1, 41)
+        ]
+        assert store.apply_fetched(inbox, batch) == 40
+        assert store.apply_fetched(inbox, batch) == 0
+        assert (count(store, messages), count(store, message_addresses)) == (40, 80)
+        assert len(locations(store)) == 40
+
+
+def test_prepared_batch_is_stored_with_its_cursor(store: Store) -> None:
+    """A prepared batch and the cursor after it are saved by one call, in one transaction."""
+    inbox = folders_of(store, INBOX)["INBOX"]
+    prepared = store.prepare_fetched(inbox, [message("1", "a@x"), message("2", "b@x")])
+    assert store.apply_prepared(prepared, cursor="after-2", synced_at=T0) == 2
+    assert [(f.cursor, f.synced_at) for f in store.folders("dana")] == [("after-2", T0)]
+    assert count(store, messages) == 2
+    with pytest.raises(ValueError, match="synced_at"):
+        store.apply_prepared(prepared, cursor="again")
+
+
+def test_fast_and_cleaning_row_builders_agree_on_storable_text() -> None:
+    """A message row is the same whether built by the fast path (text already storable)
+    or field by field through the cleaning: caps, joins, JSON and times alike."""
+    long = "x" * 1200
+    variants = [
+        message("1", "a@x"),
+        message("2", None, subject=long, sender="b@x", date=None),
+        MessageFacts(
+            remote_id="3",
+            message_id="m" * 600,
+            in_reply_to="r" * 600,
+            references=("<r1@x>", "r2@x"),
+            sender=Address("ann@prospect.example", "Ann " + long),
+            date=T0 + timedelta(days=3),
+            received_at=T0,
+            subject="Grüße",
+            thread_id="t" * 600,
+            headers=(("content-type", "multipart/report"), ("list-id", "<l.example>")),
+            size=42,
+            excerpt="Danke, passt.",
+            report=DeliveryReport("delivery-status", "f" * 50, ("a@x", "b@x")),
+            defects=("date: missing",),
+        ),
+        MessageFacts(remote_id="4", report=DeliveryReport("disposition-notification")),
+    ]
+    for dialect in ("sqlite", "postgresql"):
+        time = stored_time(dialect)
+        for facts in variants:
+            key = dedup_key(facts)
+            row = message_values(7, key, facts, time)
+            assert row == _cleaned_message_values(7, key, facts, time)
+            assert len(row) == len(MESSAGE_COLUMNS)
+
+
+def test_sqlite_statements_come_in_a_few_shapes(tmp_path: Path) -> None:
+    """Batches of every size reuse a few statement shapes (sqlite3 keeps each prepared
+    statement, a big one takes megabytes): memory stays flat however long the sync."""
+    store = Store.open(f"sqlite:///{tmp_path / 'relight.db'}")
+    shapes: set[str] = set()
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(*args: Any) -> None:
+        statement = args[2]
+        if statement.startswith(("INSERT INTO messages", "SELECT json_group_array")):
+            shapes.add(statement)
+
+    with store:
+        inbox = folders_of(store, INBOX)["INBOX"]
+        number = 0
+        for size in range(1, 61):
+            batch = [message(str(number + n), f"m{number + n}@x") for n in range(size)]
+            number += size
+            store.apply_fetched(inbox, batch)
+        assert count(store, messages) == number
+    inserts = [shape for shape in shapes if shape.startswith("INSERT")]
+    assert len(inserts) <= 6  # 1, 2, 4, 8, 16, 32 rows
+    assert len(shapes) - len(inserts) <= 2  # one lookup shape per table

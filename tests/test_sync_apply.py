@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -297,3 +298,122 @@ def test_progress_is_reported_per_stored_batch(store: Store) -> None:
     heard: list[tuple[str, int]] = []
     sync_account(store, "dana", "imap", mailbox, on_progress=lambda *args: heard.append(args))
     assert heard == [("INBOX", 3), ("INBOX", 6), ("INBOX", 7), ("Sent", 1)]
+
+
+class StoreBroken(Exception):
+    """The database failing under the writer."""
+
+
+def failing_on_batch(store: Store, number: int) -> list[int]:
+    """Make the store fail on its `number`th batch; returns the list of batches tried."""
+    tried: list[int] = []
+    apply = store.apply_prepared
+
+    def apply_prepared(*args: Any, **kwargs: Any) -> int:
+        tried.append(len(tried) + 1)
+        if len(tried) == number:
+            raise StoreBroken("disk full")
+        return apply(*args, **kwargs)
+
+    store.apply_prepared = apply_prepared  # type: ignore[method-assign]
+    return tried
+
+
+def test_store_failure_ends_the_sync_and_no_later_cursor_is_saved(store: Store) -> None:
+    """A batch the writer cannot store fails the sync with that error; nothing after it is
+    applied, so the saved cursor never passes a message that is not stored."""
+    mailbox = FakeImap(batch_size=2)
+    mailbox.deliver(INBOX, *range(1, 21))  # ten batches: the reader outruns a dead writer
+    tried = failing_on_batch(store, 2)
+    with pytest.raises(StoreBroken):
+        sync_account(store, "dana", "imap", mailbox, clock=lambda: T0)
+    assert tried == [1, 2]
+    (inbox,) = store.folders("dana")
+    assert json.loads(inbox.cursor or "") == {"uidvalidity": 1, "uidnext": 3}
+    assert store.message_count("dana") == 2
+    (status,) = store.account_status()
+    assert status.last_error == "internal error (StoreBroken)"
+    assert not mailbox.is_open
+
+
+def test_progress_callback_failure_is_the_sync_failure(store: Store) -> None:
+    """An exception raised by on_progress (on the writer thread) fails the sync with it."""
+    mailbox = FakeImap()
+    mailbox.deliver(INBOX, *range(1, 8))
+
+    def progress(folder: str, count: int) -> None:
+        raise StoreBroken(f"{folder} {count}")
+
+    with pytest.raises(StoreBroken, match="INBOX 3"):
+        sync_account(store, "dana", "imap", mailbox, on_progress=progress)
+    assert store.message_count("dana") == 3
+
+
+@dataclass
+class Interrupting(FakeImap):
+    """A mailbox whose changes() is interrupted (Ctrl-C) after `interrupt_after` changes."""
+
+    interrupt_after: int = 0
+
+    def changes(self, folder: RemoteFolder, cursor: str | None) -> Iterator[Change]:
+        for number, change in enumerate(super().changes(folder, cursor)):
+            if number == self.interrupt_after:
+                raise KeyboardInterrupt
+            yield change
+
+
+def test_stop_request_ends_the_sync_and_its_writer(store: Store) -> None:
+    """A stop request (a BaseException such as KeyboardInterrupt) propagates at once, is
+    not recorded as a failure, and leaves no writer thread behind."""
+    mailbox = Interrupting(interrupt_after=5)
+    mailbox.deliver(INBOX, *range(1, 31))
+    with pytest.raises(KeyboardInterrupt):
+        sync_account(store, "dana", "imap", mailbox)
+    assert not any(thread.name == "relight-store-writer" for thread in threading.enumerate())
+    (status,) = store.account_status()
+    assert (status.last_error, status.last_sync_at) == (None, None)
+    (inbox,) = store.folders("dana")
+    stored = store.message_count("dana")
+    if inbox.cursor is not None:  # a cursor is only ever saved after its messages
+        assert json.loads(inbox.cursor)["uidnext"] - 1 <= stored
+    assert not mailbox.is_open
+
+
+def test_the_reader_runs_ahead_of_the_writer(store: Store) -> None:
+    """While a batch is being stored, the sync already reads the next changes from the
+    connector, in order: the first batch's transaction waits until two more were read."""
+    read = threading.Event()
+    mailbox = FakeImap(batch_size=2)
+    mailbox.deliver(INBOX, *range(1, 11))
+    yielded: list[Change] = []
+    changes = mailbox.changes
+
+    def reading(folder: RemoteFolder, cursor: str | None) -> Iterator[Change]:
+        for change in changes(folder, cursor):
+            yielded.append(change)
+            if len(yielded) == 4:  # the second batch and its checkpoint: read ahead
+                read.set()
+            yield change
+
+    mailbox.changes = reading  # type: ignore[method-assign]
+    apply = store.apply_prepared
+    waited: list[bool] = []
+
+    def slow_apply(*args: Any, **kwargs: Any) -> int:
+        if not waited:
+            waited.append(read.wait(timeout=30))
+        return apply(*args, **kwargs)
+
+    store.apply_prepared = slow_apply  # type: ignore[method-assign]
+    sync_account(store, "dana", "imap", mailbox)
+    assert waited == [True]
+    assert store.message_count("dana") == 10
+
+
+def test_in_memory_sqlite_store_syncs() -> None:
+    """An in-memory SQLite store is one database for the sync's writer thread too."""
+    with Store.open("sqlite://") as memory:
+        mailbox = FakeImap()
+        mailbox.deliver(INBOX, 1, 2, 3, 4)
+        assert sync_account(memory, "dana", "imap", mailbox).fetched == 4
+        assert memory.message_count("dana") == 4
