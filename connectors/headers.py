@@ -16,8 +16,8 @@ Caps keep hostile input bounded: the subject, the number of references and addre
 the classification header values are truncated (with a defect) rather than kept whole.
 
 The same module reads the two small body parts a connector may fetch for an inbound
-message: the start of the first text/plain part (`excerpt_from_body`) and the
-machine-readable part of a multipart/report (`parse_delivery_report`).
+message: the start of the first text/plain part (`decode_part`; `rules.excerpt` keeps its
+new text) and the machine-readable part of a multipart/report (`parse_delivery_report`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ __all__ = [
     "MAX_SUBJECT_CHARS",
     "HeaderFields",
     "decode_words",
-    "excerpt_from_body",
     "facts_from_headers",
     "parse_delivery_report",
     "parse_header_block",
@@ -312,20 +311,26 @@ def _date(value: bytes | None, defects: list[str]) -> datetime | None:
     if value is None:
         defects.append("date: missing")
         return None
-    quick = _common_date(value)
-    if quick is not None:
-        return quick
-    text = value.decode("utf-8", "replace").strip()
-    if not text:
-        defects.append("date: empty")
-        return None
+    moment = _common_date(value)
+    if moment is None:
+        text = value.decode("utf-8", "replace").strip()
+        if not text:
+            defects.append("date: empty")
+            return None
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            defects.append("date: unparseable")
+            return None
+        if moment.tzinfo is None:  # "-0000" or no zone: RFC 5322 says the zone is unknown
+            moment = moment.replace(tzinfo=UTC)
     try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        defects.append("date: unparseable")
+        moment.astimezone(UTC)
+    except OverflowError:
+        # "31 Dec 9999 23:59 -1200" parses but cannot be moved to UTC to be stored;
+        # it is a broken header, not a time.
+        defects.append("date: out of range")
         return None
-    if moment.tzinfo is None:  # "-0000" or no zone: RFC 5322 says the zone is unknown
-        moment = moment.replace(tzinfo=UTC)
     return moment
 
 
@@ -473,18 +478,6 @@ def _slow_addresses(text: str) -> list[tuple[str, str]]:
 
 # -- small body parts ---------------------------------------------------------------------
 
-_QUOTE_HEADER = re.compile(
-    r"^\s*(?:-{2,}\s*(?:original message|ursprüngliche nachricht|message d'origine|"
-    r"mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}"
-    r"|_{10,}\s*$)",
-    re.IGNORECASE,
-)
-_WROTE_LINE = re.compile(
-    r"^\s*(?:on|am|le|el|il|op|den|em|w dniu)\s.*\b(?:wrote|schrieb|a écrit|escribió|"
-    r"ha scritto|schreef|skrev|escreveu|napisał)\b.*:\s*$",
-    re.IGNORECASE,
-)
-
 
 def decode_part(
     data: bytes, transfer_encoding: str, charset: str | None, *, complete: bool = False
@@ -514,28 +507,6 @@ def decode_part(
     except Exception:  # any codec on hostile input: fall back, never fail the sync
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         return str(decoder.decode(data, final=complete))
-
-
-def excerpt_from_body(text: str, max_chars: int) -> str | None:
-    """The start of the new text of a reply: quoted lines dropped, history cut off.
-
-    A minimal cleanup only (the rules trim signatures and smarter quote headers later).
-    """
-    if max_chars <= 0:
-        return None
-    kept: list[str] = []
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for index, line in enumerate(lines):
-        if line.lstrip().startswith(">"):
-            continue
-        if _QUOTE_HEADER.match(line) or _WROTE_LINE.match(line):
-            break
-        if index + 1 < len(lines) and _WROTE_LINE.match(f"{line} {lines[index + 1]}"):
-            break  # "On <date>, <name>" wrapped before "<address>> wrote:"
-        kept.append(line.rstrip())
-    excerpt = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
-    excerpt = excerpt[:max_chars].rstrip()
-    return excerpt or None
 
 
 def parse_delivery_report(report_type: str, body: bytes) -> DeliveryReport:

@@ -18,9 +18,11 @@ the FETCH of the batch after next is sent before a batch is handed over, so the 
 prepares it while Relight stores that batch and parses the next. For inbound mail in
 INBOX that needs it, a second small FETCH per batch reads BODYSTRUCTURE and then one part
 per message, grouped by section so a batch costs a handful of round trips: the start of
-the first text/plain part of genuine-looking replies (the excerpt; part 1, where it
-nearly always is, comes with the BODYSTRUCTURE) and the machine-readable part of
-multipart/report messages (the delivery report).
+the first text/plain part of inbound mail that is not list mail (the excerpt: the new
+text of a reply, quotes and signature removed by `rules.excerpt`, or the words of an
+out-of-office reply that name its return date; part 1, where it nearly always is, comes
+with the BODYSTRUCTURE) and the machine-readable part of multipart/report messages (the
+delivery report).
 
 The rep's mailbox is never modified: folders are opened with EXAMINE, bodies read with
 BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent.
@@ -72,7 +74,6 @@ from connectors.base import (
 )
 from connectors.headers import (
     decode_part,
-    excerpt_from_body,
     facts_from_headers,
     parse_delivery_report,
 )
@@ -88,6 +89,7 @@ from connectors.imap_fetch import (
     search_uids,
 )
 from connectors.imap_folders import DRAFTS_NAMES, SENT_NAMES, choose_folders
+from rules.excerpt import reply_text
 
 __all__ = [
     "DRAFTS_NAMES",
@@ -470,11 +472,11 @@ class ImapConnector:
         return updated
 
     def _wants_excerpt(self, facts: MessageFacts) -> bool:
+        # Any inbound mail but lists: a prospect may answer in a new thread, and an
+        # out-of-office reply names its return date only in its text.
         if facts.sender is None or facts.sender.email in self.own_addresses:
             return False
-        if facts.in_reply_to is None and not facts.references:
-            return False
-        return not _looks_automatic(facts)
+        return not _looks_bulk(facts)
 
     def _with_body(
         self, facts: MessageFacts, kind: str, part: BodyPart, data: bytes
@@ -487,7 +489,8 @@ class ImapConnector:
             return dataclasses.replace(facts, report=report)
         complete = len(data) < self._excerpt_fetch_bytes()
         text = decode_part(data, part.transfer_encoding, part.charset, complete=complete)
-        return dataclasses.replace(facts, excerpt=excerpt_from_body(text, self.excerpt_chars))
+        excerpt = reply_text(text, max_chars=self.excerpt_chars) or None
+        return dataclasses.replace(facts, excerpt=excerpt)
 
     def _fetch_parts(self, wanted: dict[int, tuple[str, BodyPart]]) -> dict[int, bytes]:
         """The start of each wanted part: one FETCH per distinct (section, size)."""
@@ -571,15 +574,12 @@ def _expects_status_part(facts: MessageFacts) -> bool:
     return report_type is None or report_type.group(1).lower() in _WANTED_REPORTS
 
 
-def _looks_automatic(facts: MessageFacts) -> bool:
-    """Bulk or machine mail by its headers: no excerpt is worth fetching."""
+def _looks_bulk(facts: MessageFacts) -> bool:
+    """List and bulk mail by its headers: no excerpt is worth fetching."""
     if facts.header("list-id") is not None or facts.header("list-unsubscribe") is not None:
         return True
     precedence = (facts.header("precedence") or "").strip().lower()
-    if precedence in ("bulk", "list", "junk", "auto_reply"):
-        return True
-    auto_submitted = facts.header("auto-submitted")
-    return auto_submitted is not None and auto_submitted.strip().lower() != "no"
+    return precedence in ("bulk", "list", "junk")
 
 
 def _is_loopback(host: str) -> bool:

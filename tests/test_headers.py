@@ -15,7 +15,6 @@ from connectors.headers import (
     MAX_SUBJECT_CHARS,
     decode_part,
     decode_words,
-    excerpt_from_body,
     facts_from_headers,
     parse_delivery_report,
     parse_header_block,
@@ -375,22 +374,6 @@ def test_corpus_long_header() -> None:
 # -- body parts: excerpt and delivery report ----------------------------------------------
 
 
-def test_excerpt_drops_quotes_and_history() -> None:
-    """The excerpt keeps the new text: '>' lines dropped, cut at 'On ... wrote:'."""
-    body = (
-        "Hi Dana,\n\n> quoted line\nWe'll discuss it with the team.\n\n"
-        "On Tue, 5 Mar 2024 at 10:00, Dana Reyes <dana@acmesoft.example>\nwrote:\n> old\n"
-    )
-    assert excerpt_from_body(body, 500) == "Hi Dana,\n\nWe'll discuss it with the team."
-    outlook = "Sounds good.\r\n\r\n-----Original Message-----\r\nFrom: Dana\r\n"
-    assert excerpt_from_body(outlook, 500) == "Sounds good."
-    german = "Passt.\n\nAm 05.03.2024 um 10:00 schrieb Dana Reyes <dana@x.example>:\n> alt\n"
-    assert excerpt_from_body(german, 500) == "Passt."
-    assert excerpt_from_body("x" * 900, 500) == "x" * 500
-    assert excerpt_from_body("> only quotes\n", 500) is None
-    assert excerpt_from_body("text", 0) is None
-
-
 @pytest.mark.parametrize(
     ("data", "encoding", "charset", "complete", "text"),
     [
@@ -426,3 +409,10 @@ def test_delivery_report_fields() -> None:
     assert parse_delivery_report("delivery-status", b"\xff\xfe junk") == DeliveryReport(
         "delivery-status"
     )
+
+
+def test_date_far_outside_any_mail_is_a_defect() -> None:
+    """A date that parses but cannot be stored (year 9999 west of UTC) is dropped, noted."""
+    fields = parse_header_block(b"Date: 31 Dec 9999 23:59 -1200\r\nSubject: x\r\n\r\n")
+    assert fields.date is None
+    assert "date: out of range" in fields.defects

@@ -212,7 +212,7 @@ def test_first_sync_yields_header_facts(box: DovecotUser) -> None:
     assert facts.size is not None
     assert facts.size > 100
     assert facts.header("content-type") == "text/plain; charset=utf-8"
-    assert facts.excerpt is None, "not a reply: no body is read"
+    assert facts.excerpt == "Hello Dana,\n\nSounds good."
 
 
 def test_incremental_sync_fetches_new_mail_once(box: DovecotUser) -> None:
@@ -345,8 +345,9 @@ def test_sync_never_changes_flags(box: DovecotUser) -> None:
 # -- excerpts and reports -------------------------------------------------------------------
 
 
-def test_excerpt_for_inbound_reply_only(box: DovecotUser) -> None:
-    """Replies from prospects get an excerpt; newsletters and own mail do not."""
+def test_excerpt_for_inbound_mail_but_lists_and_own_mail(box: DovecotUser) -> None:
+    """Inbound mail gets an excerpt (a reply in a new thread, an out-of-office naming its
+    return date); list mail and the rep's own mail do not."""
     reply_body = (
         "Thanks Dana, we will discuss it with the team next week.\r\n"
         "\r\n"
@@ -359,13 +360,18 @@ def test_excerpt_for_inbound_reply_only(box: DovecotUser) -> None:
         headers=["List-Unsubscribe: <mailto:unsub@vendor.example>"],
     ))  # fmt: skip
     append(box, message("own", in_reply_to="d3@acmesoft.example", sender=f"Dana <{REP.upper()}>"))
-    append(box, message("not a reply"))
+    append(box, message("new thread", body="Sorry for the silence, still interested."))
+    append(box, message(
+        "Automatic reply: pricing", headers=["Auto-Submitted: auto-replied"],
+        body="I am out of the office until Monday 11 March.",
+    ))  # fmt: skip
     excerpts = {f.subject: f.excerpt for f in fetched(sync(box))}
     assert excerpts == {
         "reply": "Thanks Dana, we will discuss it with the team next week.",
         "news": None,
         "own": None,
-        "not a reply": None,
+        "new thread": "Sorry for the silence, still interested.",
+        "Automatic reply: pricing": "I am out of the office until Monday 11 March.",
     }
 
 
@@ -382,7 +388,7 @@ def test_excerpt_decodes_transfer_encoding_and_charset(box: DovecotUser) -> None
     )
     append(box, raw)
     [facts] = fetched(sync(box, excerpt_chars=20))
-    assert facts.excerpt == "Grüße, wir melden un"
+    assert facts.excerpt == "Grüße, wir melden"  # cut at a word boundary
     [disabled] = fetched(sync(box, excerpt_chars=0))
     assert disabled.excerpt is None
 
