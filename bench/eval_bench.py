@@ -32,7 +32,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
 import sqlite3
@@ -52,6 +51,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy
 
 from bench.sync_bench import PASSWORD_ENV, ChildRun, busy_note, relight_command, run_child
+from bench.sync_bench import machine as sync_machine
 from bench.team_mailbox import FOLDERS, TeamMailbox, team_mailbox
 from daemon.config import Config, load_config
 from daemon.evaluation import (
@@ -258,18 +258,9 @@ class Result:
 
 
 def machine() -> dict[str, str]:
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    """The sync benchmark's machine facts plus the store's versions."""
     return {
-        "cpus": str(os.cpu_count()),
-        "cpu": model,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
+        **sync_machine(),
         "sqlite": sqlite3.sqlite_version,
         "sqlalchemy": sqlalchemy.__version__,
     }

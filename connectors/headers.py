@@ -38,6 +38,7 @@ __all__ = [
     "MAX_ADDRESSES",
     "MAX_REFERENCES",
     "MAX_SUBJECT_CHARS",
+    "MONTHS",
     "HeaderFields",
     "decode_words",
     "facts_from_headers",
@@ -80,7 +81,7 @@ _DATE = re.compile(
     rb"([+-])(\d\d)(\d\d)(?:[ \t].*)?",
     re.DOTALL,
 )
-_DATE_MONTHS = {
+MONTHS = {  # three-letter English month names, as IMAP and RFC 5322 dates write them
     name: number
     for number, name in enumerate(
         (b"jan", b"feb", b"mar", b"apr", b"may", b"jun",
@@ -342,7 +343,7 @@ def _common_date(value: bytes) -> datetime | None:
     if match is None:
         return None
     day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
-    month_number = _DATE_MONTHS.get(month.lower())
+    month_number = MONTHS.get(month.lower())
     if month_number is None:
         return None
     offset = int(zone_hours) * 3600 + int(zone_minutes) * 60

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from imapclient import imap_utf7
 
 from connectors.base import CLASSIFICATION_HEADERS, ProtocolError, TransientError
+from connectors.headers import MONTHS
 
 __all__ = [
     "HEADER_FIELDS",
@@ -87,14 +88,6 @@ _FETCH = re.compile(rb"\* \d+ FETCH ")
 _LIST = re.compile(rb'\* (?:LIST|XLIST) \(([^)]*)\) (NIL|"(?:[^"\\]|\\.)*") ?(.*)', re.DOTALL)
 _ESEARCH_ALL = re.compile(rb"\bALL ([0-9:,]+)")
 _TRANSIENT_CODES = (b"[UNAVAILABLE]", b"[INUSE]", b"[LIMIT]", b"[SERVERBUG]", b"[OVERQUOTA]")
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        (b"jan", b"feb", b"mar", b"apr", b"may", b"jun",
-         b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"),
-        start=1,
-    )
-}  # fmt: skip
 _ZONES: dict[int, timezone] = {}
 
 
@@ -291,7 +284,7 @@ def _internaldate(text: bytes) -> datetime | None:
     if match is None:
         return None
     day, month_name, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
-    month = _MONTHS.get(month_name.lower())
+    month = MONTHS.get(month_name.lower())
     if month is None:
         return None
     offset = (int(zone_h) * 60 + int(zone_m)) * (-1 if sign == b"-" else 1)
