@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config_for(args)
         configure_logging(None if sys.stderr.isatty() else config.daemon.log_format)
+        # Modules, config and logging live as long as the process: keep the cyclic
+        # collector from walking them again on every collection of a long sync.
+        gc.freeze()
         handler: Handler = args.handler
         return handler(config, args)
     except ConfigError as exc:

@@ -3,8 +3,9 @@
 For a person, not a program: every message of the team that involves the address (from
 it, to it, from a colleague at its company, a bounce naming it), oldest first, with the
 direction, the account, how it was classified and by which rule; then, per account that
-wrote to the address, each status rule in precedence order and whether it holds, and
-the status and reason that follow. Message text is never shown, only header facts.
+wrote to the address, each status rule in precedence order and whether it holds (the
+first that holds decides; later ones are shown in parentheses), and the status and
+reason that follow. Message text is never shown, only header facts.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ def explain(store: Store, config: Config, address: str, now: datetime) -> str:
         facts = ledger.facts(account, address)
         status = decide(facts, policy, now)
         lines += ["", f"account {account}: {status.status}", f"  {status.reason}"]
+        # Rules in precedence order: the first that holds decides; the ones after it
+        # are shown for completeness but no longer matter.
+        decided = False
         for name, holds, why in rule_trace(facts, policy, now):
-            lines.append(f"  {'yes' if holds else 'no ':3}  {name:<10} {why}")
+            verdict = ("yes" if holds else "no") if not decided else ("(yes)" if holds else "(no)")
+            marker = "  <- decides" if holds and not decided else ""
+            lines.append(f"  {verdict:<5}  {name:<10} {why}{marker}")
+            decided = decided or holds
     return "\n".join(lines)
 
 

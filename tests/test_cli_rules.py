@@ -97,6 +97,9 @@ def test_explain_shows_timeline_and_each_rule(
     assert out.count(" genuine") == 3
     for rule in ("excluded", "bounced", "replied", "cold", "exhausted", "snoozed", "ghosted"):
         assert f" {rule} " in out
+    deciding = [line for line in out.splitlines() if line.endswith("<- decides")]
+    assert len(deciding) == 1
+    assert " ghosted " in deciding[0]
     assert "discuss it with the team" not in out  # header facts only, never message text
 
 
