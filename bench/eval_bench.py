@@ -60,7 +60,7 @@ from daemon.evaluation import (
     stored_messages,
     team_from_config,
 )
-from daemon.status_report import format_statuses
+from daemon.report import format_statuses
 from daemon.store import Store
 from rules.message import Message
 from rules.prospects import ClassifiedMessage, classify_account

@@ -23,8 +23,8 @@ from daemon.config import Config, ConfigError, load_config, resolve_config_path
 from daemon.evaluation import evaluate_team
 from daemon.explain import explain
 from daemon.logs import configure_logging, get_logger
+from daemon.report import format_statuses
 from daemon.samples import classify_paths, format_verdict
-from daemon.status_report import format_statuses
 from daemon.store import Store, StoreError
 from daemon.sync import sync_account
 from rules.status import Status

@@ -71,7 +71,6 @@ from daemon.models import (
     messages,
     stored_time,
 )
-from daemon.report import Correspondent, correspondents_query, external_correspondents
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -399,30 +398,6 @@ class Store:
                 )
             self._delete_orphans(connection, {stored[remote_id] for remote_id in gone})
         return len(gone)
-
-    # --- the correspondents report --------------------------------------------------
-
-    def correspondents(
-        self,
-        account_name: str | None,
-        own_addresses: Mapping[str, frozenset[str]],
-        internal_domains: Mapping[str, frozenset[str]],
-    ) -> list[Correspondent]:
-        """Every external address each account wrote to or heard from, with when and how often.
-
-        `own_addresses` names the accounts to report (those in the configuration) and
-        their addresses; `account_name` narrows it to one. An address is internal when it
-        is in one of the account's `internal_domains` or a subdomain of one. Direction is
-        decided here, from the folders and `own_addresses`, as the configuration may
-        change after the messages were stored. Sorted by account, then address.
-        """
-        if account_name is not None and account_name not in own_addresses:
-            raise ValueError(f"unknown account: {account_name!r}")
-        names = [account_name] if account_name is not None else sorted(own_addresses)
-        own = {name: own_addresses[name] for name in names}
-        with self._reading() as connection:
-            rows = connection.execute(correspondents_query(own)).all()
-        return external_correspondents(rows, own, internal_domains)
 
     # --- helpers ----------------------------------------------------------------------
 
