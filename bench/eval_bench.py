@@ -50,7 +50,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy
 
-from bench.sync_bench import PASSWORD_ENV, ChildRun, busy_note, relight_command, run_child
+from bench.sync_bench import (
+    PASSWORD_ENV,
+    ChildRun,
+    busy_note,
+    relight_command,
+    run_child,
+    save_result,
+)
 from bench.sync_bench import machine as sync_machine
 from bench.team_mailbox import FOLDERS, TeamMailbox, team_mailbox
 from daemon.config import Config, load_config
@@ -427,9 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(report(result))
-    RESULTS.mkdir(exist_ok=True)
-    with (RESULTS / "eval_bench.jsonl").open("a") as out:
-        out.write(json.dumps(asdict(result)) + "\n")
+    save_result(result, "eval_bench.jsonl")
     return 0
 
 

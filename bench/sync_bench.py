@@ -511,10 +511,15 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             shutil.rmtree(work, ignore_errors=True)
     print(report(result))
-    RESULTS.mkdir(exist_ok=True)
-    with (RESULTS / "sync_bench.jsonl").open("a") as out:
-        out.write(json.dumps(asdict(result)) + "\n")
+    save_result(result, "sync_bench.jsonl")
     return 0
+
+
+def save_result(result: Any, name: str) -> None:
+    """Append the run (a dataclass) as one JSON line to bench/results/`name`."""
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / name).open("a") as out:
+        out.write(json.dumps(asdict(result)) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "HeaderFields",
     "decode_words",
     "facts_from_headers",
+    "fixed_zone",
     "parse_delivery_report",
     "parse_header_block",
 ]
@@ -89,7 +90,6 @@ MONTHS = {  # three-letter English month names, as IMAP and RFC 5322 dates write
         start=1,
     )
 }  # fmt: skip
-_DATE_ZONES: dict[int, timezone] = {0: UTC}
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 
@@ -335,6 +335,14 @@ def _date(value: bytes | None, defects: list[str]) -> datetime | None:
     return moment
 
 
+@functools.cache
+def fixed_zone(sign: bytes, hours: bytes, minutes: bytes) -> timezone:
+    """The zone of a `+hhmm` / `-hhmm` offset, one object per offset (dates of one mailbox
+    share a handful); ValueError past 24 hours."""
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return timezone(-offset if sign == b"-" else offset)
+
+
 def _common_date(value: bytes) -> datetime | None:
     """The date of the usual RFC 5322 form (`Mon, 4 Mar 2024 09:30:00 +0100`, weekday and
     seconds optional, anything after the zone ignored) exactly as `parsedate_to_datetime`
@@ -346,13 +354,7 @@ def _common_date(value: bytes) -> datetime | None:
     month_number = MONTHS.get(month.lower())
     if month_number is None:
         return None
-    offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
-    if sign == b"-":
-        offset = -offset
-    zone = _DATE_ZONES.get(offset)
     try:
-        if zone is None:
-            zone = _DATE_ZONES[offset] = timezone(timedelta(seconds=offset))
         return datetime(
             int(year),
             month_number,
@@ -360,7 +362,8 @@ def _common_date(value: bytes) -> datetime | None:
             int(hour),
             int(minute),
             int(second) if second else 0,
-            tzinfo=zone,  # "-0000" (zone unknown) is UTC, as `_date` makes it
+            # "-0000" (zone unknown) is UTC, as `_date` makes it
+            tzinfo=fixed_zone(sign, zone_hours, zone_minutes),
         )
     except ValueError:  # 31 Feb, 25:00, a zone past 24 hours: the real parser says so
         return None

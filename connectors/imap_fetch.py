@@ -27,13 +27,13 @@ import imaplib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from imapclient import imap_utf7
 
 from connectors.base import CLASSIFICATION_HEADERS, ProtocolError, TransientError
-from connectors.headers import MONTHS
+from connectors.headers import MONTHS, fixed_zone
 
 __all__ = [
     "HEADER_FIELDS",
@@ -88,7 +88,6 @@ _FETCH = re.compile(rb"\* \d+ FETCH ")
 _LIST = re.compile(rb'\* (?:LIST|XLIST) \(([^)]*)\) (NIL|"(?:[^"\\]|\\.)*") ?(.*)', re.DOTALL)
 _ESEARCH_ALL = re.compile(rb"\bALL ([0-9:,]+)")
 _TRANSIENT_CODES = (b"[UNAVAILABLE]", b"[INUSE]", b"[LIMIT]", b"[SERVERBUG]", b"[OVERQUOTA]")
-_ZONES: dict[int, timezone] = {}
 
 
 class Response(NamedTuple):
@@ -287,14 +286,8 @@ def _internaldate(text: bytes) -> datetime | None:
     month = MONTHS.get(month_name.lower())
     if month is None:
         return None
-    offset = (int(zone_h) * 60 + int(zone_m)) * (-1 if sign == b"-" else 1)
-    zone = _ZONES.get(offset)
-    if zone is None:
-        try:
-            zone = _ZONES[offset] = timezone(timedelta(minutes=offset))
-        except ValueError:
-            return None
     try:
+        zone = fixed_zone(sign, zone_h, zone_m)
         return datetime(
             int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
         )
