@@ -66,12 +66,14 @@ from daemon.evaluation import (
     policy_from_config,
     stored_messages,
     team_from_config,
+    team_verdicts,
 )
 from daemon.report import format_statuses
 from daemon.store import Store
+from rules.elapsed import ElapsedBusinessDays
 from rules.message import Message
 from rules.prospects import ClassifiedMessage, classify_account
-from rules.status import ProspectStatus, evaluate
+from rules.status import ProspectStatus, Verdict, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 1000  # messages per apply_fetched, as the IMAP connector's batches
@@ -129,11 +131,15 @@ do_not_contact = {json.dumps(list(mailbox.do_not_contact))}
 # -- the command line ------------------------------------------------------------------------
 
 
-def best_child(argv: list[str], log: Path, runs: int) -> ChildRun:
-    """The fastest of `runs` runs of `argv`, with the highest peak RSS seen; a failed run
-    is returned at once."""
+def best_child(
+    argv: list[str], log: Path, runs: int, before: Callable[[], None] | None = None
+) -> ChildRun:
+    """The fastest of `runs` runs of `argv` (each after `before`, when given), with the
+    highest peak RSS seen; a failed run is returned at once."""
     results = []
     for _ in range(runs):
+        if before is not None:
+            before()
         run = run_child(argv, log)
         if run.exit_code != 0:
             return run
@@ -170,15 +176,24 @@ def best_of(runs: int, work: Callable[[], _T]) -> tuple[float, _T]:
     return best, result
 
 
+def forget_verdicts(database: Path) -> None:
+    """Drop the kept evaluation, as a changed mailbox, config or release makes it stale."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("DELETE FROM evaluations")
+
+
 @dataclass
 class Phases:
     store_open_s: float = 0.0
+    evaluate_keep_s: float = 0.0  # team_verdicts with nothing kept: what a sync ends with
+    load_kept_s: float = 0.0  # team_verdicts reading the kept verdicts
+    clock_s: float = 0.0  # Verdict.at for every verdict
     read_s: float = 0.0
     classify_s: float = 0.0
     evaluate_s: float = 0.0
     format_json_s: float = 0.0
     format_table_s: float = 0.0
-    whole_s: float = 0.0  # evaluate_team + JSON, as `relight report` runs them
+    whole_s: float = 0.0  # evaluate_team + JSON, as `relight report` runs them (kept)
     rows_read: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -189,7 +204,18 @@ def in_process(config: Config, now: datetime, runs: int) -> tuple[Phases, list[P
     url = config.daemon.database
     phases = Phases()
     phases.store_open_s, store = best_of(runs, lambda: Store.open(url))
+    database = Path(url.removeprefix("sqlite:///"))
     with store:
+
+        def evaluate_and_keep() -> list[Verdict]:
+            forget_verdicts(database)
+            return team_verdicts(store, config)
+
+        phases.evaluate_keep_s, kept = best_of(runs, evaluate_and_keep)
+        phases.load_kept_s, kept = best_of(runs, partial(team_verdicts, store, config))
+        clock = ElapsedBusinessDays(policy.calendar, now)
+        phases.clock_s, _ = best_of(runs, partial(_statuses_at, kept, clock))
+        del kept
 
         def read() -> dict[str, list[Message]]:
             return {view.name: list(stored_messages(store, view.name)) for view in team.accounts}
@@ -220,6 +246,10 @@ def in_process(config: Config, now: datetime, runs: int) -> tuple[Phases, list[P
         phases.whole_s, _ = best_of(runs, whole)
     phases.statuses = dict(Counter(str(status.status) for status in statuses).most_common())
     return phases, statuses
+
+
+def _statuses_at(kept: list[Verdict], clock: ElapsedBusinessDays) -> list[ProspectStatus]:
+    return [verdict.at(clock) for verdict in kept]
 
 
 def profile(config: Config, now: datetime, path: Path) -> None:
@@ -310,15 +340,24 @@ def measure_evaluation(
 ) -> Result:
     now, runs, cli = result.now, args.runs, result.cli
     relight = relight_command()
-    for label, argv in (
-        ("check_config", [*relight, "check-config", "--config", str(config_path)]),
-        ("report_json", [*relight, "report", "--config", str(config_path), "--format", "json"]),
-        ("report_table", [*relight, "report", "--config", str(config_path), "--format", "table"]),
+    database = work / "relight.db"
+    report_json = [*relight, "report", "--config", str(config_path), "--format", "json"]
+    for label, argv, before in (
+        ("check_config", [*relight, "check-config", "--config", str(config_path)], None),
+        # Nothing kept: the report evaluates the mail (and keeps the verdicts), as a sync
+        # does at its end, or the first report after a change of config or release.
+        ("report_stale", list(report_json), partial(forget_verdicts, database)),
+        ("report_json", list(report_json), None),
+        (
+            "report_table",
+            [*relight, "report", "--config", str(config_path), "--format", "table"],
+            None,
+        ),
     ):
         if label != "check_config":
             argv += ["--now", now]
-        log(f"relight {argv[len(relight)]} {' '.join(argv[len(relight) + 3 :])} ({runs} runs)")
-        run = best_child(argv, work / f"{label}.log", runs)
+        log(f"{label}: relight {' '.join(argv[len(relight) :][:1] + argv[-4:])} ({runs} runs)")
+        run = best_child(argv, work / f"{label}.log", runs, before)
         if run.exit_code != 0:
             result.notes.append(f"{label} exited {run.exit_code}: {last_line(run)}")
             continue
@@ -371,6 +410,8 @@ def report(result: Result) -> str:
         f"{'':44}{'seconds':>9}{'peak MiB':>10}",
         f"{'generate (not measured)':44}{result.generate_s:9.3f}",
         f"{'load: apply_fetched (not measured)':44}{result.load_s:9.3f}",
+        f"{'relight report, nothing kept (= end of sync)':44}"
+        f"{seconds(cli.get('report_stale_s'))}{mib(cli.get('report_stale_peak_rss_mib'))}",
         f"{'relight report --format json':44}{seconds(cli.get('report_json_s'))}"
         f"{mib(cli.get('report_json_peak_rss_mib'))}",
         f"{'relight report --format table':44}{seconds(cli.get('report_table_s'))}"
@@ -379,12 +420,16 @@ def report(result: Result) -> str:
         f"{mib(cli.get('check_config_peak_rss_mib'))}",
         "in-process:",
         f"{'  Store.open':44}{seconds(p.get('store_open_s'))}",
+        f"{'  evaluate and keep (team_verdicts, stale)':44}{seconds(p.get('evaluate_keep_s'))}",
+        f"{'  read kept verdicts (team_verdicts, fresh)':44}{seconds(p.get('load_kept_s'))}",
+        f"{'  the clock (Verdict.at for each)':44}{seconds(p.get('clock_s'))}",
+        "  the evaluation of the mail, in parts:",
         f"{'  read rows (stored_messages)':44}{seconds(p.get('read_s'))}",
         f"{'  classify (classify_account)':44}{seconds(p.get('classify_s'))}",
         f"{'  fold + decide (rules.status.evaluate)':44}{seconds(p.get('evaluate_s'))}",
         f"{'  format json':44}{seconds(p.get('format_json_s'))}",
         f"{'  format table':44}{seconds(p.get('format_table_s'))}",
-        f"{'  whole: evaluate_team + format json':44}{seconds(p.get('whole_s'))}",
+        f"{'  whole: evaluate_team + format json (kept)':44}{seconds(p.get('whole_s'))}",
         "",
         f"target: relight report under {TARGET_SECONDS:.0f} s: "
         + _verdict(cli.get("report_json_s"), TARGET_SECONDS, "s")

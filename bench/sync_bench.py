@@ -240,12 +240,15 @@ def machine() -> dict[str, str]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    binary = dovecot_binary() or "dovecot"
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    binary = dovecot_binary()
+    dovecot = "not installed"
+    if binary is not None:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        dovecot = version.stdout.strip()
     return {
         "cpus": str(os.cpu_count()),
         "cpu": model,
-        "dovecot": version.stdout.strip(),
+        "dovecot": dovecot,
         "python": platform.python_version(),
         "kernel": platform.release(),
     }

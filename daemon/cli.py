@@ -17,17 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from connectors.base import ConnectorError
-from daemon.accounts import UnsupportedKind, open_connector
 from daemon.config import Config, ConfigError, load_config, resolve_config_path
-from daemon.evaluation import evaluate_team
-from daemon.explain import explain
+from daemon.evaluation import evaluate_team, team_verdicts
 from daemon.logs import configure_logging, get_logger
 from daemon.report import format_statuses
-from daemon.samples import classify_paths, format_verdict
 from daemon.store import Store, StoreError
-from daemon.sync import sync_account
 from rules.status import Status
+
+# The connectors (imapclient and the rest), `explain` and `classify` are imported by the
+# commands that use them: a report, which reads kept verdicts, starts faster without.
 
 __all__ = ["main"]
 
@@ -173,6 +171,10 @@ class _Progress:
 
 
 def cmd_sync(config: Config, args: argparse.Namespace) -> int:
+    from connectors.base import ConnectorError  # noqa: PLC0415  see the imports
+    from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415
+    from daemon.sync import sync_account  # noqa: PLC0415
+
     accounts = [config.account(args.account)] if args.account else list(config.accounts)
     store = open_store(config)
     failures = 0
@@ -197,6 +199,13 @@ def cmd_sync(config: Config, args: argparse.Namespace) -> int:
             resets=summary.resets,
             seconds=round(summary.duration, 3),
         )
+    # Evaluate what changed now, so the next report (and the daemon's drafts) only read.
+    started = time.monotonic()
+    with _collector_paused():
+        count = len(team_verdicts(store, config))
+    get_logger().info(
+        "evaluation ready", prospects=count, seconds=round(time.monotonic() - started, 3)
+    )
     return EXIT_FAILURE if failures else EXIT_OK
 
 
@@ -224,6 +233,8 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(config: Config, args: argparse.Namespace) -> int:
+    from daemon.explain import explain  # noqa: PLC0415  see the imports
+
     store = open_store(config)
     with _collector_paused():
         text = explain(store, config, args.address, _now(args, config))
@@ -232,6 +243,8 @@ def cmd_explain(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_classify(config: Config, args: argparse.Namespace) -> int:
+    from daemon.samples import classify_paths, format_verdict  # noqa: PLC0415  see the imports
+
     own = frozenset(address for account in config.accounts for address in account.addresses)
     unreadable = 0
     for verdict in classify_paths(

@@ -3,7 +3,9 @@
 The evaluation is a query and a fold: three queries read every stored message of the
 team (each message's folders into a dict; then, streamed in message order, the messages
 and their To/Cc addresses), each row becomes a plain `rules.message.Message`, and
-`rules.status` folds them into one `ProspectStatus` per (account, prospect). Nothing here
+`rules.status` folds them into one `Verdict` per (account, prospect), which the clock
+turns into a `ProspectStatus`. The verdicts are kept in the store (`daemon.verdicts`)
+until the mail or the settings change, so most reports only read them. Nothing here
 decides anything; it only translates rows and settings into the rules' frozen values.
 """
 
@@ -18,10 +20,11 @@ from typing import Any
 from sqlalchemy import Text, select, type_coerce
 
 from connectors.base import MessageFacts
-from daemon import models
+from daemon import models, verdicts
 from daemon.config import AccountConfig, Config
 from daemon.store import Store
 from rules.business_days import BusinessCalendar
+from rules.elapsed import ElapsedBusinessDays
 from rules.message import Address, DeliveryReport, Folder, Message
 from rules.prospects import (
     AccountView,
@@ -32,7 +35,7 @@ from rules.prospects import (
     classify_account,
 )
 from rules.stages import StagePlan
-from rules.status import ProspectStatus, evaluate
+from rules.status import ProspectStatus, Verdict, settle_all
 
 __all__ = [
     "classified_team_messages",
@@ -41,6 +44,7 @@ __all__ = [
     "policy_from_config",
     "stored_messages",
     "team_from_config",
+    "team_verdicts",
 ]
 
 # A message in several folders is the rep's sent mail if any copy is in Sent; a copy only
@@ -88,11 +92,28 @@ def evaluate_team(
 ) -> list[ProspectStatus]:
     """Every (account, prospect) status at `now`; `account` narrows the rows shown, while
     the whole team's mail still counts (`rules.team_replies`)."""
-    team = team_from_config(config)
-    statuses = evaluate(
-        classified_team_messages(store, team), team, policy_from_config(config), now
+    clock = ElapsedBusinessDays(
+        BusinessCalendar.from_settings(config.daemon.timezone, config.rules.holidays), now
     )
-    return [status for status in statuses if account is None or status.account == account]
+    return [
+        verdict.at(clock)
+        for verdict in team_verdicts(store, config)
+        if account is None or verdict.account == account
+    ]
+
+
+def team_verdicts(store: Store, config: Config) -> list[Verdict]:
+    """The verdict on every (account, prospect) of the team: the ones the store keeps
+    when the mail and the settings are unchanged since, else evaluated now and kept."""
+    key = verdicts.team_key(config)
+    revisions = store.revisions([account.name for account in config.accounts])
+    kept = verdicts.load(store, key, revisions)
+    if kept is not None:
+        return kept
+    team = team_from_config(config)
+    fresh = settle_all(classified_team_messages(store, team), team, policy_from_config(config))
+    verdicts.save(store, key, revisions, fresh, evaluated_at=datetime.now(UTC))
+    return fresh
 
 
 def classified_team_messages(store: Store, team: Team) -> list[ClassifiedMessage]:

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 from connectors.base import Address, MessageFacts
@@ -50,6 +51,7 @@ __all__ = [
     "address_values",
     "dedup_key",
     "drafts",
+    "evaluations",
     "folders",
     "leases",
     "message_addresses",
@@ -121,6 +123,8 @@ accounts = Table(
     Column("last_success_at", UtcDateTime),
     Column("last_error", String(500)),
     Column("last_error_at", UtcDateTime),
+    # Bumped by every write that changes the account's stored mail (see `evaluations`).
+    Column("revision", Integer, nullable=False, server_default=text("0")),
 )
 
 folders = Table(
@@ -215,6 +219,17 @@ prospects = Table(
     Column("excluded_reason", Text),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("account_id", "email"),
+)
+
+# The team's latest verdicts (`rules.status.Verdict`, as `daemon.verdicts` encodes them),
+# valid while the accounts' revisions and the team's settings (`team_key`) are unchanged.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("team_key", String(64), primary_key=True),
+    Column("revisions", Text, nullable=False),  # JSON {account name: revision}
+    Column("evaluated_at", UtcDateTime, nullable=False),
+    Column("verdicts", Text, nullable=False),  # JSON [verdict, ...]
 )
 
 leases = Table(

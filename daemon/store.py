@@ -235,6 +235,16 @@ class Store:
                 for row in connection.execute(query)
             ]
 
+    def revisions(self, account_names: Sequence[str]) -> dict[str, int]:
+        """Each account's revision, bumped by every write that changes its stored mail;
+        -1 for an account the store has never seen."""
+        query = select(accounts.c.name, accounts.c.revision).where(
+            accounts.c.name.in_(list(account_names))
+        )
+        with self._reading() as connection:
+            known: dict[str, int] = dict(connection.execute(query).all())
+        return {name: known.get(name, -1) for name in account_names}
+
     def message_count(self, account_name: str) -> int:
         """How many distinct messages the store holds for the account (0 if unknown)."""
         query = (
@@ -271,11 +281,13 @@ class Store:
                     select(folders).where(folders.c.account_id == account_id)
                 )
             }
-            self._add_folders(connection, account_id, wanted, stored)
+            recast = self._add_folders(connection, account_id, wanted, stored)
             vanished = [row.id for name, row in stored.items() if name not in wanted]
             if vanished:
                 connection.execute(delete(folders).where(folders.c.id.in_(vanished)))
                 self._delete_account_orphans(connection, account_id)
+            if vanished or recast:
+                self._bump_revision(connection, account_id)
             rows = connection.execute(
                 select(folders).where(
                     folders.c.account_id == account_id, folders.c.name.in_(list(wanted))
@@ -299,6 +311,8 @@ class Store:
             ).rowcount
             connection.execute(update(folders).where(folders.c.id == folder.id).values(cursor=None))
             self._delete_account_orphans(connection, folder.account_id)
+            if removed:
+                self._bump_revision(connection, folder.account_id)
         return removed
 
     def apply_fetched(self, folder: StoredFolder, batch: Sequence[MessageFacts]) -> int:
@@ -374,6 +388,7 @@ class Store:
                         for remote_id, key in prepared.key_by_remote_id.items()
                     },
                 )
+                self._bump_revision(connection, account_id)
             if cursor is not None:
                 self._save_cursor(connection, folder.id, cursor, synced_at)
         return len(new_ids)
@@ -397,6 +412,8 @@ class Store:
                     )
                 )
             self._delete_orphans(connection, {stored[remote_id] for remote_id in gone})
+            if gone:
+                self._bump_revision(connection, folder.account_id)
         return len(gone)
 
     # --- helpers ----------------------------------------------------------------------
@@ -432,7 +449,9 @@ class Store:
         account_id: int,
         wanted: Mapping[str, FolderRole],
         stored: Mapping[str, Any],
-    ) -> None:
+    ) -> bool:
+        """Add the new folders and update changed roles; True when a role changed (the
+        messages of that folder now count differently)."""
         new = [
             {"account_id": account_id, "name": name, "role": role.value}
             for name, role in wanted.items()
@@ -440,11 +459,22 @@ class Store:
         ]
         if new:
             connection.execute(insert(folders), new)
+        recast = False
         for name, role in wanted.items():
             if name in stored and stored[name].role != role.value:
+                recast = True
                 connection.execute(
                     update(folders).where(folders.c.id == stored[name].id).values(role=role.value)
                 )
+        return recast
+
+    def _bump_revision(self, connection: Connection, account_id: int) -> None:
+        """The account's stored mail changed: verdicts evaluated before are stale."""
+        connection.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(revision=accounts.c.revision + 1)
+        )
 
     def _save_cursor(
         self, connection: Connection, folder_id: int, cursor: str, synced_at: datetime | None

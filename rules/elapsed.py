@@ -38,6 +38,10 @@ class ElapsedBusinessDays:
         self._after: dict[date, int] = {self._last_day: 0}
         self._lowest = self._last_day
 
+    @property
+    def now(self) -> datetime:
+        return self._now
+
     def since(self, start: datetime) -> int:
         """Whole business days from `start` to `now` (0 when `now` is not later)."""
         calendar = self._calendar

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from rules.business_days import DEFAULT_OOO_PAUSE_DAYS
-from rules.elapsed import ElapsedBusinessDays
 from rules.prospects import ClassifiedMessage, Policy, ProspectFacts
 from rules.stages import StageStep
 
-__all__ = ["REASONS", "TRACE", "Pause", "Situation", "pause_of"]
+__all__ = [
+    "REASONS",
+    "TRACE",
+    "Pause",
+    "Schedule",
+    "Situation",
+    "pause_of",
+    "schedule_of",
+    "scheduled_reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +40,15 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Situation:
-    """Everything `PRECEDENCE` and the reasons read about one prospect, computed once."""
+    """Everything `PRECEDENCE` and the reasons read about one prospect, computed once.
+
+    Nothing here depends on the clock: the same situation holds at any `now`, and only
+    `paused_at(now)` and the due time compared with `now` move a prospect between
+    snoozed, ghosted and awaiting.
+    """
 
     facts: ProspectFacts
     policy: Policy
-    now: datetime
     blocked_by: str | None
     refusal: str | None
     followups_sent: int
@@ -44,7 +56,6 @@ class Situation:
     anchor: ClassifiedMessage  # what the wait counts from: the latest outbound or calendar
     pause: Pause | None
     next_action_at: datetime | None
-    elapsed: ElapsedBusinessDays
 
     @property
     def replied(self) -> bool:
@@ -55,9 +66,29 @@ class Situation:
     def engaged(self) -> bool:
         return self.facts.last_engagement_at is not None
 
-    @property
-    def paused(self) -> bool:
-        return self.pause is not None and self.now < self.pause.until
+    def paused_at(self, now: datetime) -> bool:
+        return self.pause is not None and now < self.pause.until
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The clock's part of a prospect that awaits a stage: what the wait counts from
+    and until when, the pause, and the words the clock-dependent reasons are made of.
+
+    `waiting_on` names the message(s) waiting for an answer ("your follow-up of Tue 3
+    Nov 2020"); `next_step` the stage to come ("stage 2 (accountability) due Mon 9 Nov
+    2020", or "no more drafts").
+    """
+
+    anchor_at: datetime
+    due_at: datetime | None
+    pause_until: datetime | None
+    pause_why: str | None
+    waiting_on: str
+    next_step: str
+
+    def paused_at(self, now: datetime) -> bool:
+        return self.pause_until is not None and now < self.pause_until
 
 
 def pause_of(facts: ProspectFacts, policy: Policy) -> Pause | None:
@@ -162,18 +193,18 @@ def _replied(s: Situation) -> str:
     return f"{who} replied{to} on {_on(reply, s.policy)}; {owes} the reply"
 
 
-def _cold(s: Situation) -> str:
+def _cold_since(s: Situation) -> str:
     count = len(s.facts.sent)
-    plural = "message" if count == 1 else f"{count} messages"
-    since = (
-        f"your {plural} since {_on(s.facts.first_sent, s.policy)}"
-        if count > 1
-        else (f"your message of {_on(s.facts.first_sent, s.policy)}")
+    if count > 1:
+        return f"your {count} messages since {_on(s.facts.first_sent, s.policy)}"
+    return f"your message of {_on(s.facts.first_sent, s.policy)}"
+
+
+def _cold(s: Situation) -> str:
+    """Cold without drafts (`draft_cold = false`); with drafts the clock has a say."""
+    return (
+        f"never wrote back to {_cold_since(s)}; no drafts for cold prospects (draft_cold = false)"
     )
-    if not s.policy.draft_cold:
-        return f"never wrote back to {since}; no drafts for cold prospects (draft_cold = false)"
-    pause = f"{s.pause.why}; " if s.paused and s.pause is not None else ""
-    return f"never wrote back to {since}; {pause}{_next(s)}"
 
 
 def _exhausted(s: Situation) -> str:
@@ -186,19 +217,33 @@ def _exhausted(s: Situation) -> str:
     )
 
 
-def _snoozed(s: Situation) -> str:
-    assert s.pause is not None
-    return f"{s.pause.why}; {_next(s)}"
+def schedule_of(s: Situation, *, cold: bool) -> Schedule:
+    """The clock's part of `s` for a prospect whose status the clock picks (or a cold
+    one with `draft_cold`)."""
+    return Schedule(
+        anchor_at=s.anchor.at,
+        due_at=s.next_action_at,
+        pause_until=s.pause.until if s.pause is not None else None,
+        pause_why=s.pause.why if s.pause is not None else None,
+        waiting_on=_cold_since(s) if cold else _since(s),
+        next_step=_next(s),
+    )
 
 
-def _ghosted(s: Situation) -> str:
-    days = s.elapsed.since(s.anchor.at)
-    unit = "business day" if days == 1 else "business days"
-    return f"{days} {unit} since {_since(s)}; {_next(s)}"
-
-
-def _awaiting(s: Situation) -> str:
-    return f"waiting for an answer to {_since(s)}; {_next(s)}"
+def scheduled_reason(status: str, schedule: Schedule, now: datetime, elapsed: int) -> str:
+    """The reason of a status the clock picked: cold (with `draft_cold`), snoozed,
+    ghosted or awaiting; `elapsed` is the business days since `schedule.anchor_at`."""
+    if status == "cold":
+        pause = f"{schedule.pause_why}; " if schedule.paused_at(now) else ""
+        return f"never wrote back to {schedule.waiting_on}; {pause}{schedule.next_step}"
+    if status == "snoozed":
+        return f"{schedule.pause_why}; {schedule.next_step}"
+    if status == "ghosted":
+        unit = "business day" if elapsed == 1 else "business days"
+        return f"{elapsed} {unit} since {schedule.waiting_on}; {schedule.next_step}"
+    if status == "awaiting":
+        return f"waiting for an answer to {schedule.waiting_on}; {schedule.next_step}"
+    raise ValueError(f"the clock does not pick {status!r}")
 
 
 REASONS: Mapping[str, Callable[[Situation], str]] = {
@@ -207,10 +252,8 @@ REASONS: Mapping[str, Callable[[Situation], str]] = {
     "replied": _replied,
     "cold": _cold,
     "exhausted": _exhausted,
-    "snoozed": _snoozed,
-    "ghosted": _ghosted,
-    "awaiting": _awaiting,
 }
+"""The reasons of the statuses the mail alone decides; the others are `scheduled_reason`."""
 
 
 # -- explain: why each row of the precedence table did or did not hold ------------------
@@ -252,28 +295,28 @@ def _trace_exhausted(s: Situation) -> str:
     return f"{s.followups_sent} follow-ups of at most {s.policy.plan.max_followups} sent"
 
 
-def _trace_snoozed(s: Situation) -> str:
+def _trace_snoozed(s: Situation, now: datetime) -> str:
     if s.pause is None:
         return "no out-of-office reply since your latest message, no admin snooze"
-    state = "still ahead" if s.paused else "over"
+    state = "still ahead" if s.paused_at(now) else "over"
     return f"{s.pause.why}: {state}"
 
 
-def _trace_ghosted(s: Situation) -> str:
+def _trace_ghosted(s: Situation, now: datetime) -> str:
     if s.step is None or s.next_action_at is None:
         return "no next stage"
-    state = "passed" if s.now >= s.next_action_at else "not yet"
+    state = "passed" if now >= s.next_action_at else "not yet"
     return f"{_next(s)}: {state}"
 
 
-TRACE: Mapping[str, Callable[[Situation], str]] = {
-    "excluded": _trace_excluded,
-    "bounced": _trace_bounced,
-    "replied": _trace_replied,
-    "cold": _trace_cold,
-    "exhausted": _trace_exhausted,
+TRACE: Mapping[str, Callable[[Situation, datetime], str]] = {
+    "excluded": lambda s, _now: _trace_excluded(s),
+    "bounced": lambda s, _now: _trace_bounced(s),
+    "replied": lambda s, _now: _trace_replied(s),
+    "cold": lambda s, _now: _trace_cold(s),
+    "exhausted": lambda s, _now: _trace_exhausted(s),
     "snoozed": _trace_snoozed,
     "ghosted": _trace_ghosted,
-    "awaiting": lambda s: "the fallback: engaged, wait not over",
+    "awaiting": lambda _s, _now: "the fallback: engaged, wait not over",
 }
-"""Per status, one line on why its row of `rules.status.PRECEDENCE` holds or not."""
+"""Per status, one line on why its row of `rules.status.PRECEDENCE` holds or not at `now`."""

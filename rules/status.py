@@ -7,8 +7,13 @@ section 7 report fields, plus what a follow-up draft needs (the conversation, th
 to reply to, the prospect's last words and the commitment in them). Nothing reads the
 clock: `now` is an argument.
 
-Theory of operation. The status is recomputed from the mail at every evaluation, never
-stored: what moves a prospect from one state to the next is a message (or the clock).
+Theory of operation. The status is computed from the mail, in two steps: `settle` reads
+a prospect's facts into a `Verdict`, everything the mail decides, the same at any time;
+`Verdict.at(clock)` adds the clock, which only picks among snoozed, ghosted and awaiting
+and counts the business days a reason names. What moves a prospect from one state to the
+next is a message (a new verdict) or the clock (the same verdict, later). The daemon keeps
+the verdicts of the last evaluation in its store, so a report reads them instead of
+the mail.
 n is `followups_sent`: the genuine outbound messages since the prospect's last reply or
 calendar response, minus one; wait(k) is stage k's `after_business_days`.
 
@@ -76,25 +81,39 @@ from rules.prospects import (
     Team,
     classify_account,
 )
-from rules.reasons import REASONS, TRACE, Situation, pause_of
+from rules.reasons import (
+    REASONS,
+    TRACE,
+    Schedule,
+    Situation,
+    pause_of,
+    schedule_of,
+    scheduled_reason,
+)
 from rules.refusal import says_no
 from rules.subjects import base_subject
 from rules.threading import Conversation, thread
 
 __all__ = [
+    "CLOCK_DECIDES",
+    "MAIL_DECIDES",
     "PRECEDENCE",
     "AccountView",
     "ClassifiedMessage",
     "Policy",
     "ProspectStatus",
     "ReplyTarget",
+    "ReplyTexts",
     "Snooze",
     "Status",
     "Team",
+    "Verdict",
     "classify_account",
     "decide",
     "evaluate",
     "rule_trace",
+    "settle",
+    "settle_all",
 ]
 
 
@@ -195,20 +214,157 @@ class ProspectStatus:
 # -- the decision ---------------------------------------------------------------------------
 
 
-PRECEDENCE: tuple[tuple[Status, Callable[[Situation], bool]], ...] = (
+MAIL_DECIDES: tuple[tuple[Status, Callable[[Situation], bool]], ...] = (
     (Status.EXCLUDED, lambda s: s.blocked_by is not None or s.refusal is not None),
     (Status.BOUNCED, lambda s: s.facts.bounce is not None),
     (Status.REPLIED, lambda s: s.replied),
     (Status.COLD, lambda s: not s.engaged),
     (Status.EXHAUSTED, lambda s: s.step is None),
-    (Status.SNOOZED, lambda s: s.paused),
-    (Status.GHOSTED, lambda s: s.next_action_at is not None and s.now >= s.next_action_at),
-    (Status.AWAITING, lambda s: True),
 )
-"""The status is the first row whose condition holds (see the module docstring)."""
+"""The rows of the precedence the mail alone decides, whatever the time."""
 
-# Statuses that carry a next stage and due time; cold only with `draft_cold`.
-_SCHEDULED = frozenset({Status.SNOOZED, Status.GHOSTED, Status.AWAITING})
+CLOCK_DECIDES: tuple[tuple[Status, Callable[[Situation, datetime], bool]], ...] = (
+    (Status.SNOOZED, lambda s, now: s.paused_at(now)),
+    (Status.GHOSTED, lambda s, now: s.next_action_at is not None and now >= s.next_action_at),
+    (Status.AWAITING, lambda _s, _now: True),
+)
+"""The rows after them, where the clock picks (`Verdict.at` does the same)."""
+
+
+def _at_any_time(holds: Callable[[Situation], bool]) -> Callable[[Situation, datetime], bool]:
+    return lambda situation, _now: holds(situation)
+
+
+PRECEDENCE: tuple[tuple[Status, Callable[[Situation, datetime], bool]], ...] = (
+    *((status, _at_any_time(holds)) for status, holds in MAIL_DECIDES),
+    *CLOCK_DECIDES,
+)
+"""The status is the first row whose condition holds at `now` (see the module docstring)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """One (account, prospect) decided as far as the mail decides it, at no time at all.
+
+    The same mail gives the same verdict at any `now`; `at(clock)` turns it into the
+    `ProspectStatus` at the clock's `now`. A verdict with a `status` and a `reason` is
+    settled (excluded, bounced, replied, exhausted, cold without drafts); one with a
+    `schedule` leaves the clock to pick snoozed, ghosted or awaiting (or keeps `status`
+    cold, with `draft_cold`, whose reason still depends on a pause). The other fields are
+    those of `ProspectStatus`, which see.
+    """
+
+    account: str
+    prospect: str
+    name: str
+    company: str
+    status: Status | None
+    reason: str | None
+    schedule: Schedule | None
+    last_outbound_at: datetime
+    last_inbound_at: datetime | None
+    followups_sent: int
+    next_stage: int | None
+    next_action_at: datetime | None
+    subject: str
+    playbook: str | None = None
+    conversation_key: str | None = None
+    reply_to: ReplyTarget | None = None
+    last_reply_at: datetime | None = None
+    last_reply_excerpt: str | None = None
+    commitment: Commitment | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            object.__setattr__(self, "status", Status(self.status))
+        if (self.reason is None) == (self.schedule is None):
+            raise ValueError("a verdict has either a reason (settled) or a schedule")
+        if self.status is None and self.schedule is None:
+            raise ValueError("a verdict without a status needs a schedule")
+
+    def at(self, clock: ElapsedBusinessDays) -> ProspectStatus:
+        """The status at the clock's `now` (the clock counts the business days elapsed)."""
+        now = clock.now
+        status, reason, schedule = self.status, self.reason, self.schedule
+        if schedule is not None:
+            if status is None:
+                if schedule.paused_at(now):
+                    status = Status.SNOOZED
+                elif schedule.due_at is not None and now >= schedule.due_at:
+                    status = Status.GHOSTED
+                else:
+                    status = Status.AWAITING
+            elapsed = clock.since(schedule.anchor_at) if status is Status.GHOSTED else 0
+            reason = scheduled_reason(status, schedule, now, elapsed)
+        assert status is not None
+        assert reason is not None
+        return ProspectStatus(
+            account=self.account,
+            prospect=self.prospect,
+            name=self.name,
+            company=self.company,
+            status=status,
+            last_outbound_at=self.last_outbound_at,
+            last_inbound_at=self.last_inbound_at,
+            followups_sent=self.followups_sent,
+            next_stage=self.next_stage,
+            next_action_at=self.next_action_at,
+            subject=self.subject,
+            reason=reason,
+            playbook=self.playbook,
+            conversation_key=self.conversation_key,
+            reply_to=self.reply_to,
+            last_reply_at=self.last_reply_at,
+            last_reply_excerpt=self.last_reply_excerpt,
+            commitment=self.commitment,
+        )
+
+
+def settle(
+    facts: ProspectFacts,
+    policy: Policy,
+    conversation: Conversation | None = None,
+    *,
+    texts: ReplyTexts | None = None,
+) -> Verdict:
+    """The verdict on one (account, prospect): everything the mail decides.
+
+    `conversation` is the one holding the rep's latest message to the prospect; `texts`
+    holds the reply texts shared by the prospects of one evaluation.
+    """
+    texts = texts or ReplyTexts(policy)
+    situation = _situate(facts, policy, texts)
+    settled = next((status for status, holds in MAIL_DECIDES if holds(situation)), None)
+    draft_cold = settled is Status.COLD and policy.draft_cold
+    scheduled = settled is None or draft_cold
+    step = situation.step if scheduled else None
+    reason = None
+    if not scheduled:
+        assert settled is not None
+        reason = REASONS[settled](situation)
+    own_reply = facts.prospect_replies[0] if facts.prospect_replies else None
+    latest_reply = facts.latest_reply
+    return Verdict(
+        account=facts.account.name,
+        prospect=facts.prospect,
+        name=facts.name,
+        company=facts.company,
+        status=settled,
+        reason=reason,
+        schedule=schedule_of(situation, cold=draft_cold) if scheduled else None,
+        last_outbound_at=facts.latest_sent.at,
+        last_inbound_at=latest_reply.at if latest_reply is not None else None,
+        followups_sent=situation.followups_sent,
+        next_stage=step.number if step is not None else None,
+        next_action_at=situation.next_action_at if step is not None else None,
+        subject=_subject(facts, conversation),
+        playbook=step.playbook if step is not None else None,
+        conversation_key=conversation.key if conversation is not None else None,
+        reply_to=_reply_target(facts, conversation),
+        last_reply_at=own_reply.at if own_reply is not None else None,
+        last_reply_excerpt=texts.excerpt(own_reply) if step is not None else None,
+        commitment=_commitment(facts, texts) if step is not None else None,
+    )
 
 
 def decide(
@@ -217,56 +373,30 @@ def decide(
     now: datetime,
     conversation: Conversation | None = None,
     *,
-    cache: EvaluationCache | None = None,
+    texts: ReplyTexts | None = None,
 ) -> ProspectStatus:
-    """The status of one (account, prospect) at `now`, with its reason and draft facts.
-
-    `conversation` is the one holding the rep's latest message to the prospect;
-    `cache` holds work shared by the prospects of one evaluation (the same `now`).
-    """
-    cache = cache or EvaluationCache(policy, now)
-    situation = _situate(facts, policy, now, cache)
-    status = next(status for status, holds in PRECEDENCE if holds(situation))
-    scheduled = status in _SCHEDULED or (status is Status.COLD and policy.draft_cold)
-    step = situation.step if scheduled else None
-    own_reply = facts.prospect_replies[0] if facts.prospect_replies else None
-    latest_reply = facts.latest_reply
-    return ProspectStatus(
-        account=facts.account.name,
-        prospect=facts.prospect,
-        name=facts.name,
-        company=facts.company,
-        status=status,
-        last_outbound_at=facts.latest_sent.at,
-        last_inbound_at=latest_reply.at if latest_reply is not None else None,
-        followups_sent=situation.followups_sent,
-        next_stage=step.number if step is not None else None,
-        next_action_at=situation.next_action_at if step is not None else None,
-        subject=_subject(facts, conversation),
-        reason=REASONS[status](situation),
-        playbook=step.playbook if step is not None else None,
-        conversation_key=conversation.key if conversation is not None else None,
-        reply_to=_reply_target(facts, conversation),
-        last_reply_at=own_reply.at if own_reply is not None else None,
-        last_reply_excerpt=cache.excerpt(own_reply) if step is not None else None,
-        commitment=_commitment(facts, cache) if step is not None else None,
-    )
+    """The status of one (account, prospect) at `now`: `settle`, then the clock."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    verdict = settle(facts, policy, conversation, texts=texts)
+    return verdict.at(ElapsedBusinessDays(policy.calendar, now))
 
 
 def rule_trace(
     facts: ProspectFacts, policy: Policy, now: datetime
 ) -> list[tuple[Status, bool, str]]:
     """For `relight explain`: each row of `PRECEDENCE` in order, whether its condition
-    holds, and why (the first row that holds is the status)."""
-    situation = _situate(facts, policy, now, EvaluationCache(policy, now))
-    return [(status, holds(situation), TRACE[status](situation)) for status, holds in PRECEDENCE]
-
-
-def _situate(
-    facts: ProspectFacts, policy: Policy, now: datetime, cache: EvaluationCache
-) -> Situation:
+    holds at `now`, and why (the first row that holds is the status)."""
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    situation = _situate(facts, policy, ReplyTexts(policy))
+    return [
+        (status, holds(situation, now), TRACE[status](situation, now))
+        for status, holds in PRECEDENCE
+    ]
+
+
+def _situate(facts: ProspectFacts, policy: Policy, texts: ReplyTexts) -> Situation:
     engaged_at = facts.last_engagement_at
     unanswered = sum(1 for item in facts.sent if engaged_at is None or item.at > engaged_at)
     followups_sent = max(0, unanswered - 1)
@@ -279,11 +409,10 @@ def _situate(
     not_before = pause.until if pause is not None else None
     due = policy.plan.due_at(anchor.at, followups_sent, policy.calendar, not_before=not_before)
     reply = facts.latest_reply
-    refusal = cache.refusal(reply) if reply is not None else None
+    refusal = texts.refusal(reply) if reply is not None else None
     return Situation(
         facts=facts,
         policy=policy,
-        now=now,
         blocked_by=policy.blocked.match(facts.prospect),
         refusal=refusal,
         followups_sent=followups_sent,
@@ -291,7 +420,6 @@ def _situate(
         anchor=anchor,
         pause=pause,
         next_action_at=due,
-        elapsed=cache.elapsed,
     )
 
 
@@ -329,22 +457,21 @@ def _reply_target(facts: ProspectFacts, conversation: Conversation | None) -> Re
 _COMMITMENT_REPLIES = 5  # how many of the prospect's latest replies may hold the promise
 
 
-def _commitment(facts: ProspectFacts, cache: EvaluationCache) -> Commitment | None:
+def _commitment(facts: ProspectFacts, texts: ReplyTexts) -> Commitment | None:
     """The next step the prospect promised in their latest reply that promised one."""
     for reply in facts.prospect_replies[:_COMMITMENT_REPLIES]:
-        excerpt = cache.excerpt(reply)
+        excerpt = texts.excerpt(reply)
         found = find_commitment(excerpt) if excerpt else None
         if found is not None:
             return found
     return None
 
 
-class EvaluationCache:
-    """Work the prospects of one evaluation share: business days until `now`, and the new
-    text of each reply (a colleague's reply counts for every prospect of the company)."""
+class ReplyTexts:
+    """Work the prospects of one evaluation share: the new text of each reply and whether
+    it declines (a colleague's reply counts for every prospect of the company)."""
 
-    def __init__(self, policy: Policy, now: datetime) -> None:
-        self.elapsed = ElapsedBusinessDays(policy.calendar, now)
+    def __init__(self, policy: Policy) -> None:
         self._excerpt_chars = policy.excerpt_chars
         self._texts: dict[int, str] = {}
         self._refusals: dict[str, str | None] = {}
@@ -402,15 +529,29 @@ def evaluate(
     *,
     conversations: Mapping[str, Iterable[Conversation]] | None = None,
 ) -> list[ProspectStatus]:
-    """The status of every (account, prospect) of the team at `now`, sorted.
+    """The status of every (account, prospect) of the team at `now`, sorted: `settle_all`,
+    then the clock."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    clock = ElapsedBusinessDays(policy.calendar, now)
+    verdicts = settle_all(messages, team, policy, conversations=conversations)
+    return [verdict.at(clock) for verdict in verdicts]
+
+
+def settle_all(
+    messages: Iterable[ClassifiedMessage | Message],
+    team: Team,
+    policy: Policy,
+    *,
+    conversations: Mapping[str, Iterable[Conversation]] | None = None,
+) -> list[Verdict]:
+    """The verdict on every (account, prospect) of the team, sorted.
 
     `messages` are the team's messages with their classification (the daemon caches
     those); plain `Message`s are classified here and belong to the team's only account.
     `conversations` (per account name) may be passed when the caller threaded the mail
     already; otherwise each account's genuine mail is threaded here.
     """
-    if now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
     classified: list[ClassifiedMessage] = []
     plain: list[Message] = []
     for item in messages:
@@ -428,13 +569,13 @@ def evaluate(
             name: thread(genuine) for name, genuine in ledger.genuine_by_account.items()
         }
     index = {name: _index(threads) for name, threads in conversations.items()}
-    cache = EvaluationCache(policy, now)
-    results = []
+    texts = ReplyTexts(policy)
+    verdicts = []
     for account, prospect in ledger.prospects():
         facts = ledger.facts(account, prospect)
         conversation = index.get(account, {}).get(_message_key(facts.latest_sent.message))
-        results.append(decide(facts, policy, now, conversation, cache=cache))
-    return results
+        verdicts.append(settle(facts, policy, conversation, texts=texts))
+    return verdicts
 
 
 def _message_key(message: Message) -> str | int:

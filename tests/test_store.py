@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Table, event, inspect, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import Table, create_engine, event, inspect, select
 from sqlalchemy.exc import StatementError
 
 from connectors.base import Address, DeliveryReport, FolderRole, MessageFacts, RemoteFolder
+from daemon.migrations import HEAD_REVISION, alembic_config
 from daemon.models import (
     MESSAGE_COLUMNS,
     _cleaned_message_values,
@@ -89,8 +92,31 @@ def test_upgrade_head_twice_is_a_no_op(db_url: str) -> None:
         first.ensure_account("dana", "imap")
     with Store.open(db_url) as second, second.engine.connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
-        assert revision == "0001"
+        assert revision == HEAD_REVISION
         assert [status.name for status in second.account_status()] == ["dana"]
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    """`HEAD_REVISION`, which lets a migrated store open without Alembic, is the newest
+    migration Alembic knows."""
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [HEAD_REVISION]
+
+
+def test_a_store_of_the_first_schema_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    """A database left at revision 0001 by an older release opens at the head, with its
+    accounts kept and their revisions starting at 0."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql("INSERT INTO accounts (name, kind) VALUES ('dana', 'imap')")
+    engine.dispose()
+    with Store.open(url) as store:
+        assert [status.name for status in store.account_status()] == ["dana"]
+        assert store.revisions(["dana", "lee"]) == {"dana": 0, "lee": -1}
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
