@@ -15,24 +15,35 @@ from the last checkpoint and loses nothing. Cursors are opaque strings to the da
 
 Third-party exceptions never leave a connector: they become one of the errors below,
 grouped by what the caller does next (retry, tell the admin, skip).
+
+Drafts. A connector that can hold Relight's drafts also implements `DraftFolder`: find
+the drafts Relight wrote (by their `X-Relight-Key` header), write one (at most one per
+key, ever), and retract one it wrote. Each found draft carries the `digest_of` its body,
+so the daemon, which remembers the digest of what it wrote, can tell an untouched draft
+(safe to retract) from one the rep edited (never touched again).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "CLASSIFICATION_HEADERS",
+    "RELIGHT_KEY_HEADER",
     "Address",
     "AuthenticationError",
     "Change",
     "Checkpoint",
     "ConnectorError",
     "DeliveryReport",
+    "DraftFolder",
+    "DraftRefused",
     "Fetched",
     "FolderRole",
     "MessageFacts",
@@ -40,8 +51,10 @@ __all__ = [
     "ProtocolError",
     "RemoteFolder",
     "Reset",
+    "StoredDraft",
     "SyncConnector",
     "TransientError",
+    "digest_of",
 ]
 
 # Headers kept verbatim for classification (SPEC section 4); names lower-case.
@@ -199,3 +212,61 @@ class AuthenticationError(ConnectorError):
 
 class ProtocolError(ConnectorError):
     """The server answered something we cannot use; report it and skip."""
+
+
+class DraftRefused(ConnectorError):
+    """A draft operation would touch mail Relight did not write; nothing was changed."""
+
+
+# -- drafts ------------------------------------------------------------------------------
+
+# The header that marks a draft as Relight's, with the draft's deterministic key as value.
+RELIGHT_KEY_HEADER = "X-Relight-Key"
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n|\r\r")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def digest_of(raw: bytes) -> str:
+    """The sha256 hex digest of a message's body as stored: the bytes after the header
+    block, line endings made LF and trailing whitespace dropped, so that a mail client
+    that re-saves a draft with CRLF (or drops the final newline) does not change it."""
+    match = _HEADER_END.search(raw)
+    body = raw[match.end() :] if match else b""
+    body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip()
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    """A draft Relight wrote, as the Drafts folder holds it now."""
+
+    key: str  # the X-Relight-Key value
+    remote_id: str  # its id in the Drafts folder, as `MessageFacts.remote_id`
+    message_id: str | None  # without angle brackets
+    digest: str  # `digest_of` the stored message
+
+    def __post_init__(self) -> None:
+        if not self.key or not self.remote_id:
+            raise ValueError("a stored draft needs a key and a remote_id")
+        if not _HEX_DIGEST.fullmatch(self.digest):
+            raise ValueError(f"digest must be a lower-case sha256 hex digest: {self.digest!r}")
+
+
+@runtime_checkable
+class DraftFolder(Protocol):
+    """What the drafts step needs from a mailbox: its Drafts folder, Relight's drafts only."""
+
+    def find_drafts(self) -> dict[str, StoredDraft]:
+        """Every message in Drafts that carries an X-Relight-Key header, by key."""
+        ...
+
+    def write_draft(self, key: str, raw: bytes) -> StoredDraft:
+        """Store `raw` (which carries `X-Relight-Key: key`) in Drafts, flagged draft and
+        seen. When a draft with that key is there already, return it and write nothing."""
+        ...
+
+    def delete_draft(self, remote_id: str) -> None:
+        """Remove a draft Relight wrote. Raises `DraftRefused` for a message without an
+        X-Relight-Key header; a draft already gone is nothing to do."""
+        ...

@@ -24,8 +24,10 @@ out-of-office reply that name its return date; part 1, where it nearly always is
 with the BODYSTRUCTURE) and the machine-readable part of multipart/report messages (the
 delivery report).
 
-The rep's mailbox is never modified: folders are opened with EXAMINE, bodies read with
-BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent.
+The sync never modifies the rep's mailbox: folders are opened with EXAMINE, bodies read
+with BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent. Relight's own drafts are the
+one exception, written and retracted by the `connectors.imap_drafts.ImapDrafts` methods
+this class mixes in.
 
 The cursor is JSON: {"v": 1, "uidvalidity", "uidnext", "messages", "highestmodseq"}, where
 every message with a UID below `uidnext` has been yielded and `messages` of them were
@@ -77,6 +79,7 @@ from connectors.headers import (
     facts_from_headers,
     parse_delivery_report,
 )
+from connectors.imap_drafts import ImapDrafts
 from connectors.imap_fetch import (
     HEADER_FIELDS,
     BodyPart,
@@ -134,7 +137,7 @@ class ImapCursor(NamedTuple):
         return cursor if data.get("v") == 1 and cursor.uidnext >= 1 else None
 
 
-class ImapConnector:
+class ImapConnector(ImapDrafts):
     """One IMAP session for one account; see the module docstring."""
 
     def __init__(

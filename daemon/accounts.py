@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connectors.base import SyncConnector
 from connectors.imap import ImapConnector
+from connectors.maildir import MaildirConnector
 from daemon.config import AccountConfig, Config
 
 __all__ = ["UnsupportedKind", "open_connector"]
@@ -25,6 +26,15 @@ def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
             security=account.security or "tls",
             ca_file=account.tls_ca_file,
             timeout=account.timeout or 30.0,
+            own_addresses=frozenset(account.addresses),
+            excerpt_chars=config.privacy.excerpt_chars,
+        )
+    if account.kind == "maildir":
+        assert account.path is not None
+        return MaildirConnector(
+            account.path,
+            sent_folder=account.sent_folder,
+            drafts_folder=account.drafts_folder,
             own_addresses=frozenset(account.addresses),
             excerpt_chars=config.privacy.excerpt_chars,
         )

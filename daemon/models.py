@@ -201,6 +201,7 @@ drafts = Table(
     Column("message_id", Text, nullable=False),
     Column("folder", Text),
     Column("remote_id", Text),
+    Column("digest", String(64)),  # `connectors.base.digest_of` what Relight wrote
     Column("state", String(12), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

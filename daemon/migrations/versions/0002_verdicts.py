@@ -1,5 +1,7 @@
 """Verdicts kept between evaluations: a revision per account, bumped by every write that
 changes its stored mail, and the `evaluations` table holding the team's latest verdicts.
+Drafts remember the digest of what Relight wrote, to tell an untouched draft from an
+edited one.
 
 Revision ID: 0002
 Revises: 0001
@@ -33,9 +35,13 @@ def upgrade() -> None:
         sa.Column("verdicts", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("team_key", name="pk_evaluations"),
     )
+    with op.batch_alter_table("drafts") as batch:
+        batch.add_column(sa.Column("digest", sa.String(64)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("drafts") as batch:
+        batch.drop_column("digest")
     op.drop_table("evaluations")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_column("revision")
