@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench lock clean dovecot
+.PHONY: install demo test lint format bench lock clean dovecot
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ dovecot:
 	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { \
 		echo "Installing dovecot-imapd (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
+
+# A sample team mailbox in a temporary Maildir, one cycle, the report and the drafts.
+demo: $(STAMP)
+	$(BIN)/relight demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

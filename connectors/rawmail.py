@@ -60,15 +60,16 @@ def first_text(message: email.message.Message) -> str | None:
             continue
         if (part.get("Content-Disposition") or "").lower().startswith("attachment"):
             continue
-        payload = part.get_payload(decode=False)
-        if not isinstance(payload, str):
+        # The transfer encoding undone, as bytes: get_payload(decode=False) would hand an
+        # 8-bit body back already charset-decoded (with U+FFFD for what did not fit).
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
             continue
-        data = payload.encode("ascii", "surrogateescape")[:MAX_BODY_BYTES]
         return decode_part(
-            data,
-            part.get("Content-Transfer-Encoding", "7bit"),
+            data[:MAX_BODY_BYTES],
+            "8bit",
             part.get_content_charset() or "us-ascii",
-            complete=len(payload) <= MAX_BODY_BYTES,
+            complete=len(data) <= MAX_BODY_BYTES,
         )
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import logging
 import os
 import sys
 import time
@@ -17,15 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from daemon.config import Config, ConfigError, load_config, resolve_config_path
+from daemon.config import AccountConfig, Config, ConfigError, load_config, resolve_config_path
 from daemon.evaluation import evaluate_team, team_verdicts
 from daemon.logs import configure_logging, get_logger
 from daemon.report import format_statuses
 from daemon.store import Store, StoreError
 from rules.status import Status
 
-# The connectors (imapclient and the rest), `explain` and `classify` are imported by the
-# commands that use them: a report, which reads kept verdicts, starts faster without.
+# The connectors (imapclient and the rest), the playbook templates (Jinja2), `explain` and
+# `classify` are imported by the commands that use them: a report, which reads kept
+# verdicts, starts faster without.
 
 __all__ = ["main"]
 
@@ -67,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(report)
     report.set_defaults(handler=cmd_report)
 
+    draft = commands.add_parser("draft", help="write the due follow-up drafts")
+    draft.add_argument("--dry-run", action="store_true", help="print them; write nothing")
+    draft.add_argument("--account", metavar="NAME", help="only this account")
+    _add_now_option(draft)
+    draft.set_defaults(handler=cmd_draft)
+
+    once = commands.add_parser("once", help="sync, evaluate, draft: one daemon cycle")
+    _add_now_option(once)
+    once.set_defaults(handler=cmd_once)
+
+    demo = commands.add_parser(
+        "demo", help="a sample team mailbox in a temporary Maildir, one cycle (no config)"
+    )
+    demo.add_argument("--keep", metavar="DIR", type=Path, help="build it in DIR and keep it")
+    demo.set_defaults(handler=cmd_demo, config_optional=True, no_config=True)
+
     explain = commands.add_parser("explain", help="a prospect's timeline and why")
     explain.add_argument("address", metavar="ADDRESS")
     _add_now_option(explain)
@@ -80,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(classify)
     classify.set_defaults(handler=cmd_classify, config_optional=True)
 
-    for sub in (check, sync, report, explain, classify):
+    for sub in (check, sync, report, draft, once, explain, classify):
         _add_config_option(sub, top=False)
     return parser
 
@@ -112,7 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config_for(args: argparse.Namespace) -> Config:
-    """The config file; `classify` also runs without one when none was asked for."""
+    """The config file; `classify` also runs without one when none was asked for, and
+    `demo` never reads one (it writes its own)."""
+    if getattr(args, "no_config", False):
+        return Config(accounts=())
     path = resolve_config_path(args.config)
     asked = args.config is not None or bool(os.environ.get("RELIGHT_CONFIG", "").strip())
     if getattr(args, "config_optional", False) and not asked and not path.exists():
@@ -143,6 +164,9 @@ def open_store(config: Config) -> Store:
 
 
 def cmd_check_config(config: Config, _args: argparse.Namespace) -> int:
+    from daemon.playbooks import load_playbooks  # noqa: PLC0415  see the imports
+
+    load_playbooks(config)  # a broken template is reported now, not at draft time
     kinds = ", ".join(f"{account.name} ({account.kind})" for account in config.accounts)
     print(f"{config.path}: ok; accounts: {kinds}")
     return EXIT_OK
@@ -171,13 +195,19 @@ class _Progress:
 
 
 def cmd_sync(config: Config, args: argparse.Namespace) -> int:
+    accounts = [config.account(args.account)] if args.account else list(config.accounts)
+    failed = _sync(config, open_store(config), accounts)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _sync(config: Config, store: Store, accounts: Sequence[AccountConfig]) -> set[str]:
+    """Sync each account (a failure is logged and the others go on), then evaluate the
+    team when the mail changed. Returns the names of the accounts that failed."""
     from connectors.base import ConnectorError  # noqa: PLC0415  see the imports
     from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415
     from daemon.sync import sync_account  # noqa: PLC0415
 
-    accounts = [config.account(args.account)] if args.account else list(config.accounts)
-    store = open_store(config)
-    failures = 0
+    failed: set[str] = set()
     for account in accounts:
         log = get_logger(account=account.name)
         progress = _Progress(account.name)
@@ -187,7 +217,7 @@ def cmd_sync(config: Config, args: argparse.Namespace) -> int:
                 store, account.name, account.kind, connector, on_progress=progress
             )
         except (ConnectorError, UnsupportedKind) as exc:
-            failures += 1
+            failed.add(account.name)
             log.error("sync failed", error=str(exc), error_type=type(exc).__name__)
             continue
         finally:
@@ -199,14 +229,14 @@ def cmd_sync(config: Config, args: argparse.Namespace) -> int:
             resets=summary.resets,
             seconds=round(summary.duration, 3),
         )
-    # Evaluate what changed now, so the next report (and the daemon's drafts) only read.
+    # Evaluate what changed now, so the next report (and the drafts) only read.
     started = time.monotonic()
     with _collector_paused():
         count = len(team_verdicts(store, config))
     get_logger().info(
         "evaluation ready", prospects=count, seconds=round(time.monotonic() - started, 3)
     )
-    return EXIT_FAILURE if failures else EXIT_OK
+    return failed
 
 
 @contextlib.contextmanager
@@ -230,6 +260,107 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     rows = [s for s in statuses if args.status is None or s.status == args.status]
     print(format_statuses(rows, args.format, timezone=ZoneInfo(config.daemon.timezone)))
     return EXIT_OK
+
+
+def cmd_draft(config: Config, args: argparse.Namespace) -> int:
+    accounts = [config.account(args.account)] if args.account else list(config.accounts)
+    return _draft(config, open_store(config), accounts, _now(args, config), args.dry_run)
+
+
+def cmd_once(config: Config, args: argparse.Namespace) -> int:
+    """One daemon cycle. An account whose sync failed gets no drafts: its store may miss
+    the reply that would make a follow-up pushy."""
+    store = open_store(config)
+    failed = _sync(config, store, config.accounts)
+    synced = [account for account in config.accounts if account.name not in failed]
+    code = _draft(config, store, synced, _now(args, config), dry_run=False)
+    return EXIT_FAILURE if failed else code
+
+
+def _draft(
+    config: Config,
+    store: Store,
+    accounts: Sequence[AccountConfig],
+    now: datetime,
+    dry_run: bool,
+) -> int:
+    from connectors.base import ConnectorError, DraftFolder  # noqa: PLC0415  see the imports
+    from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415
+    from daemon.drafting import AccountDrafts, format_draft  # noqa: PLC0415
+    from daemon.playbooks import load_playbooks  # noqa: PLC0415
+
+    playbooks = load_playbooks(config)
+    with _collector_paused():
+        statuses = evaluate_team(store, config, now)
+    failures = 0
+    for account in accounts:
+        own = [status for status in statuses if status.account == account.name]
+        log = get_logger(account=account.name)
+        step = AccountDrafts(store, config, account, playbooks, now)
+        if dry_run:
+            for outcome in step.preview(own):
+                assert outcome.draft is not None
+                print(f"# {account.name}: {outcome.prospect}, stage {outcome.stage}")
+                print(format_draft(outcome.draft), end="\n\n")
+            continue
+        try:
+            with open_connector(config, account) as connector:
+                if not isinstance(connector, DraftFolder):
+                    raise UnsupportedKind(f"{account.kind} accounts cannot hold drafts yet")
+                outcomes = step.reconcile_and_write(own, connector)
+        except (ConnectorError, UnsupportedKind) as exc:
+            failures += 1
+            log.error("drafts failed", error=str(exc), error_type=type(exc).__name__)
+            continue
+        for outcome in outcomes:
+            print(f"{account.name}\t{outcome.prospect}\tstage {outcome.stage}\t{outcome.action}")
+            log.info("draft", prospect=outcome.prospect, stage=outcome.stage, action=outcome.action)
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def cmd_demo(_config: Config, args: argparse.Namespace) -> int:
+    """Build the sample mailbox, run one cycle on it, print the report and the drafts."""
+    import tempfile  # noqa: PLC0415
+
+    from daemon.demo import build_demo  # noqa: PLC0415
+
+    configure_logging(None, level=logging.WARNING)  # the printed report tells the story
+    with contextlib.ExitStack() as stack:
+        directory = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        now = datetime.now(UTC)
+        config = load_config(build_demo(directory, now))
+        when = f"{now:%a %d %b %Y %H:%M} UTC"
+        kept = "kept" if args.keep else "removed at the end; --keep DIR keeps it"
+        print(f"A sample team mailbox in {directory} (Maildir; {kept}), at {when}.\n")
+        store = open_store(config)
+        if _sync(config, store, config.accounts):
+            return EXIT_FAILURE
+        zone = ZoneInfo(config.daemon.timezone)
+        with _collector_paused():
+            statuses = evaluate_team(store, config, now)
+        print(format_statuses(statuses, "table", timezone=zone), end="\n\n")
+        code = _draft(config, store, config.accounts, now, dry_run=False)
+        print()
+        _print_demo_drafts(config)
+        store.close()
+        return code
+
+
+def _print_demo_drafts(config: Config) -> None:
+    """The drafts the cycle left in each sample Drafts folder, as a rep would open them."""
+    from email import message_from_bytes, policy  # noqa: PLC0415
+
+    for account in config.accounts:
+        assert account.path is not None
+        drafts = sorted((account.path / ".Drafts" / "cur").glob("relight-*"))
+        for path in drafts:
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            body = message.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+            print(f"--- {account.name}'s Drafts: {path.name}")
+            for name in ("From", "To", "Subject", "In-Reply-To"):
+                print(f"{name}: {message[name]}")
+            print(f"\n{text.rstrip()}\n")
 
 
 def cmd_explain(config: Config, args: argparse.Namespace) -> int:

@@ -7,6 +7,11 @@ the file and the dotted key (`accounts[0].port: expected an integer from 1 to
 usable. How a single value is read lives in `daemon.config_schema`; this module
 holds the keys, their defaults and the checks that involve several keys.
 
+The playbook templates (`drafts.templates_dir`, `[[rules.stages]]` playbooks) are the
+exception: `daemon.playbooks.load_playbooks(config)` reads and compiles them, and
+`check-config` and the commands that draft call it. Loading them here would put the
+Jinja2 import on every command's start-up, `report` included.
+
 Secrets never sit in the file. A key names an environment variable or a file
 (`password_env`, `password_file`; `client_secret_env`, `client_secret_file`),
 and the secret itself is read here, so that `check-config` reports a missing
@@ -160,6 +165,7 @@ class AccountConfig:
     kind: AccountKind
     rep_name: str
     addresses: tuple[str, ...]
+    signature: str | None = None  # this rep's drafts; None: drafts.signature
     # imap; username and password also serve ews, tls_ca_file and timeout every network kind
     host: str | None = None
     port: int | None = None
@@ -396,7 +402,7 @@ def _privacy(t: Table) -> PrivacySettings:
 
 # -- accounts -------------------------------------------------------------------
 
-_COMMON_KEYS = ("name", "kind", "rep_name", "addresses")
+_COMMON_KEYS = ("name", "kind", "rep_name", "addresses", "signature")
 _PASSWORD_KEYS = ("username", "password_env", "password_file")
 _CLIENT_KEYS = ("client_secret_env", "client_secret_file", "client_certificate_file")
 _OAUTH_KEYS = ("tenant_id", "client_id", *_CLIENT_KEYS, "delegated", "authority_url")
@@ -428,7 +434,10 @@ def _account(t: Table, ctx: _Context) -> AccountConfig:
     name = t.required("name", _NAME)
     rep_name = t.required("rep_name", text)
     addresses = tuple(dict.fromkeys(t.required("addresses", array(address, min_items=1))))
-    common = AccountConfig(name=name, kind=kind, rep_name=rep_name, addresses=addresses)
+    signature = t.optional("signature", string, None)
+    common = AccountConfig(
+        name=name, kind=kind, rep_name=rep_name, addresses=addresses, signature=signature
+    )
     if kind == "imap":
         return _imap(t, common, ctx)
     if kind == "graph":
@@ -438,8 +447,8 @@ def _account(t: Table, ctx: _Context) -> AccountConfig:
     return replace(
         common,
         path=t.required("path", file_path(ctx.base)),
-        sent_folder=t.optional("sent_folder", text, ".Sent"),
-        drafts_folder=t.optional("drafts_folder", text, ".Drafts"),
+        sent_folder=t.optional("sent_folder", text, None),
+        drafts_folder=t.optional("drafts_folder", text, None),
     )
 
 

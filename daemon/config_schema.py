@@ -392,6 +392,8 @@ def directory(base: Path | None) -> Convert[Path]:
             raise Invalid(f"no such directory: {path}")
         if not path.is_dir():
             raise Invalid(f"not a directory: {path}")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise Invalid(f"not readable (permission denied): {path}")
         return path
 
     return convert

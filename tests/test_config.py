@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -551,6 +552,15 @@ def test_drafts_and_privacy(files: Path) -> None:
     assert config.privacy.excerpt_chars == 0
 
 
+def test_unreadable_templates_dir(tmp_path: Path) -> None:
+    """A templates_dir the daemon may not list is refused when the file is read."""
+    (tmp_path / "templates").mkdir(mode=0o100)
+    if os.access(tmp_path / "templates", os.R_OK):
+        pytest.skip("this user reads any directory (root)")
+    with pytest.raises(ConfigError, match=r"drafts\.templates_dir: not readable"):
+        load(tmp_path, section("drafts", 'templates_dir = "templates"'))
+
+
 def test_addresses_are_lowercased_and_deduplicated(tmp_path: Path) -> None:
     """Own addresses compare case-insensitively; own_domains are their domains."""
     text = imap(addresses='["Dana@AcmeSoft.example", "dana@acmesoft.example", "d@acme.de"]')
@@ -662,15 +672,16 @@ def test_ews_account(tmp_path: Path) -> None:
 
 
 def test_maildir_account(tmp_path: Path) -> None:
-    """A maildir account needs only a path; the special folders default to .Sent and .Drafts."""
+    """A maildir account needs only a path; without sent_folder / drafts_folder the
+    connector finds the special folders by their usual names."""
     config = load(
         tmp_path, maildir() + maildir(name='"rel"', path='"Mail"', drafts_folder='".Entw"')
     )
     me = config.account("me")
     assert (me.path, me.sent_folder, me.drafts_folder) == (
         Path("/home/dana/Mail/work"),
-        ".Sent",
-        ".Drafts",
+        None,
+        None,
     )
     assert (me.host, me.timeout, me.password) == (None, None, None)
     assert config.account("rel").path == tmp_path / "Mail"
@@ -778,3 +789,10 @@ def test_example_names_every_field() -> None:
     missing |= {key for name in derived for key in derived[name] if key not in keys}
     assert "path" in keys
     assert not missing, f"not in config.example.toml: {sorted(missing)}"
+
+
+def test_an_account_signature_is_its_own(tmp_path: Path) -> None:
+    """`signature` on an account is that rep's; without one, drafts.signature serves."""
+    config = load(tmp_path, maildir() + maildir(name='"lee"', signature='"Lee Park\\nAcmeSoft"'))
+    assert config.account("lee").signature == "Lee Park\nAcmeSoft"
+    assert config.account("me").signature is None
