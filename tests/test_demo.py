@@ -260,3 +260,22 @@ def test_build_refuses_an_existing_demo_and_a_naive_now(tmp_path: Path) -> None:
         build_demo(tmp_path, NOWS["monday-morning"])
     with pytest.raises(ValueError, match="timezone-aware"):
         build_demo(tmp_path / "other", datetime(2026, 11, 23, 9, 0))
+
+
+def test_relight_demo_prints_the_report_and_the_drafts_it_wrote(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`relight demo` needs no config: it prints the report, the four drafts written, and
+    each draft as the rep will open it; the sample mailbox is removed afterwards."""
+    monkeypatch.delenv("RELIGHT_CONFIG", raising=False)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    directory = Path(out.split(" in ", 1)[1].split(" (Maildir", 1)[0])
+    assert not directory.exists()
+    assert "STATUS" in out
+    assert "REASON" in out
+    written = [line for line in out.splitlines() if line.endswith("\twritten")]
+    assert sorted(line.split("\t")[2] for line in written) == [f"stage {n}" for n in (1, 2, 3, 4)]
+    assert out.count("--- dana's Drafts: relight-") == 4
+    assert "you'd run it past your IT team" in out
+    assert "Subject: Re: " in out
