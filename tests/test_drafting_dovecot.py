@@ -251,3 +251,13 @@ def test_the_sent_draft_starts_the_next_stage(
     assert alice["status"] == "awaiting"
     assert (alice["followups_sent"], alice["next_stage"]) == (1, 2)
     assert datetime.fromisoformat(alice["last_outbound_at"]) == sent_at
+
+
+def test_retract_stale_false_leaves_the_draft(team: Path, dovecot_user: DovecotUser) -> None:
+    """With drafts.retract_stale = false an untouched draft stays when the prospect replies."""
+    team.write_text(team.read_text() + "\n[drafts]\nretract_stale = false\n")
+    assert once(team) == 0
+    alice_replies(dovecot_user)
+    assert once(team, (SCENARIO.now + timedelta(hours=2)).isoformat()) == 0
+    assert len(relight_drafts(dovecot_user)) == 1
+    assert draft_rows(team) == [("alice@bigcorp.example", 1, "written")]
