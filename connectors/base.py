@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -46,6 +46,7 @@ __all__ = [
     "DraftRefused",
     "Fetched",
     "FolderRole",
+    "MailWaiter",
     "MessageFacts",
     "Present",
     "ProtocolError",
@@ -156,6 +157,21 @@ class MessageFacts:
         wanted = name.lower()
         return next((value for key, value in self.headers if key == wanted), None)
 
+    @property
+    def is_report(self) -> bool:
+        """A multipart/report: its delivery or disposition report is worth reading."""
+        content_type = self.header("content-type") or ""
+        return content_type.lower().lstrip().startswith("multipart/report")
+
+    def wants_excerpt(self, own_addresses: frozenset[str]) -> bool:
+        """Inbound mail other than list mail: worth an excerpt of its text (a prospect may
+        answer in a new thread; an out-of-office reply names its return date only there)."""
+        if self.sender is None or self.sender.email in own_addresses:
+            return False
+        if self.header("list-id") is not None or self.header("list-unsubscribe") is not None:
+            return False
+        return (self.header("precedence") or "").strip().lower() not in ("bulk", "list", "junk")
+
 
 @dataclass(frozen=True)
 class Reset:
@@ -251,6 +267,16 @@ class StoredDraft:
             raise ValueError("a stored draft needs a key and a remote_id")
         if not _HEX_DIGEST.fullmatch(self.digest):
             raise ValueError(f"digest must be a lower-case sha256 hex digest: {self.digest!r}")
+
+
+@runtime_checkable
+class MailWaiter(Protocol):
+    """A mailbox that can tell the daemon when new mail arrives (IMAP IDLE)."""
+
+    def wait_for_mail(self, timeout: float, should_stop: Callable[[], bool]) -> bool:
+        """Block until mail moves (True), `timeout` seconds pass or `should_stop()` (False);
+        False at once when the server cannot tell."""
+        ...
 
 
 @runtime_checkable

@@ -27,7 +27,8 @@ delivery report).
 The sync never modifies the rep's mailbox: folders are opened with EXAMINE, bodies read
 with BODY.PEEK, and no STORE, EXPUNGE or CLOSE is ever sent. Relight's own drafts are the
 one exception, written and retracted by the `connectors.imap_drafts.ImapDrafts` methods
-this class mixes in.
+this class mixes in. Between cycles the daemon waits with IMAP IDLE where the server
+offers it (`connectors.imap_idle.ImapIdle`).
 
 The cursor is JSON: {"v": 1, "uidvalidity", "uidnext", "messages", "highestmodseq"}, where
 every message with a UID below `uidnext` has been yielded and `messages` of them were
@@ -92,6 +93,7 @@ from connectors.imap_fetch import (
     search_uids,
 )
 from connectors.imap_folders import DRAFTS_NAMES, SENT_NAMES, choose_folders
+from connectors.imap_idle import ImapIdle
 from rules.excerpt import reply_text
 
 __all__ = [
@@ -137,7 +139,7 @@ class ImapCursor(NamedTuple):
         return cursor if data.get("v") == 1 and cursor.uidnext >= 1 else None
 
 
-class ImapConnector(ImapDrafts):
+class ImapConnector(ImapDrafts, ImapIdle):
     """One IMAP session for one account; see the module docstring."""
 
     def __init__(
@@ -421,11 +423,11 @@ class ImapConnector(ImapDrafts):
 
     def _add_body_facts(self, facts: list[MessageFacts]) -> list[MessageFacts]:
         """Fill `excerpt` for inbound replies and `report` for multipart/report messages."""
-        reports = [int(f.remote_id) for f in facts if _is_report(f)]
+        reports = [int(f.remote_id) for f in facts if f.is_report]
         replies = [
             int(f.remote_id)
             for f in facts
-            if self.excerpt_chars > 0 and not _is_report(f) and self._wants_excerpt(f)
+            if self.excerpt_chars > 0 and not f.is_report and f.wants_excerpt(self.own_addresses)
         ]
         if not reports and not replies:
             return facts
@@ -473,13 +475,6 @@ class ImapConnector(ImapDrafts):
             else:
                 updated.append(item)
         return updated
-
-    def _wants_excerpt(self, facts: MessageFacts) -> bool:
-        # Any inbound mail but lists: a prospect may answer in a new thread, and an
-        # out-of-office reply names its return date only in its text.
-        if facts.sender is None or facts.sender.email in self.own_addresses:
-            return False
-        return not _looks_bulk(facts)
 
     def _with_body(
         self, facts: MessageFacts, kind: str, part: BodyPart, data: bytes
@@ -566,23 +561,10 @@ _WANTED_REPORTS = (
 )
 
 
-def _is_report(facts: MessageFacts) -> bool:
-    content_type = facts.header("content-type") or ""
-    return content_type.lower().lstrip().startswith("multipart/report")
-
-
 def _expects_status_part(facts: MessageFacts) -> bool:
     """A DSN or MDN by its report-type (an abuse feedback report has no status part)."""
     report_type = _REPORT_TYPE.search(facts.header("content-type") or "")
     return report_type is None or report_type.group(1).lower() in _WANTED_REPORTS
-
-
-def _looks_bulk(facts: MessageFacts) -> bool:
-    """List and bulk mail by its headers: no excerpt is worth fetching."""
-    if facts.header("list-id") is not None or facts.header("list-unsubscribe") is not None:
-        return True
-    precedence = (facts.header("precedence") or "").strip().lower()
-    return precedence in ("bulk", "list", "junk")
 
 
 def _is_loopback(host: str) -> bool:

@@ -362,7 +362,7 @@ class MaildirConnector:
             extra_defects=defects,
         )
         if folder.role is FolderRole.INBOX and (
-            _is_report(facts) or (self.excerpt_chars > 0 and self._wants_excerpt(facts))
+            facts.is_report or (self.excerpt_chars > 0 and facts.wants_excerpt(self.own_addresses))
         ):
             data += handle.read(MAX_MESSAGE_BYTES - len(data))
             facts = self._with_body(facts, data)
@@ -380,15 +380,6 @@ class MaildirConnector:
                 self._noatime = False
         return os.fdopen(os.open(path, flags), "rb")
 
-    def _wants_excerpt(self, facts: MessageFacts) -> bool:
-        # As the IMAP connector: any inbound mail but lists (a prospect may answer in a
-        # new thread; an out-of-office reply names its return date only in its text).
-        if facts.sender is None or facts.sender.email in self.own_addresses:
-            return False
-        if facts.header("list-id") is not None or facts.header("list-unsubscribe") is not None:
-            return False
-        return (facts.header("precedence") or "").strip().lower() not in ("bulk", "list", "junk")
-
     def _with_body(self, facts: MessageFacts, data: bytes) -> MessageFacts:
         """`facts` with the excerpt (not of reports) and the delivery report from `data`."""
 
@@ -400,7 +391,7 @@ class MaildirConnector:
 
         try:
             whole = facts_from_bytes(
-                facts.remote_id, data, excerpt=None if _is_report(facts) else excerpt
+                facts.remote_id, data, excerpt=None if facts.is_report else excerpt
             )
         except Exception as exc:  # a body the stdlib parser chokes on must not stop a sync
             defect = f"body unreadable ({type(exc).__name__})"
@@ -558,11 +549,6 @@ def _relight_key(raw: bytes) -> str | None:
     value = parser.parsebytes(head).get(RELIGHT_KEY_HEADER)
     key = " ".join(str(value).split()) if value is not None else ""
     return key or None
-
-
-def _is_report(facts: MessageFacts) -> bool:
-    content_type = facts.header("content-type") or ""
-    return content_type.lower().lstrip().startswith("multipart/report")
 
 
 def _deliver(directory: Path, raw: bytes, target: Path) -> bool:

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--status", choices=[str(s) for s in Status], help="only this status")
     report.add_argument("--account", metavar="NAME", help="only this account")
     _add_now_option(report)
-    report.set_defaults(handler=cmd_report)
+    report.set_defaults(handler=cmd_report, offline=True)
 
     draft = commands.add_parser("draft", help="write the due follow-up drafts")
     draft.add_argument("--dry-run", action="store_true", help="print them; write nothing")
@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(once)
     once.set_defaults(handler=cmd_once)
 
+    run = commands.add_parser("run", help="the daemon: every account on its schedule")
+    run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser("status", help="per account: last sync, last error, statuses")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    _add_now_option(status)
+    status.set_defaults(handler=cmd_status, offline=True)
+
     demo = commands.add_parser(
         "demo", help="a sample team mailbox in a temporary Maildir, one cycle (no config)"
     )
@@ -88,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="a prospect's timeline and why")
     explain.add_argument("address", metavar="ADDRESS")
     _add_now_option(explain)
-    explain.set_defaults(handler=cmd_explain)
+    explain.set_defaults(handler=cmd_explain, offline=True)
 
     classify = commands.add_parser(
         "classify", help="classify .eml files, mbox files or Maildirs (no config needed)"
@@ -98,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(classify)
     classify.set_defaults(handler=cmd_classify, config_optional=True)
 
-    for sub in (check, sync, report, draft, once, explain, classify):
+    for sub in (check, sync, report, draft, once, run, status, explain, classify):
         _add_config_option(sub, top=False)
     return parser
 
@@ -115,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = _config_for(args)
-        configure_logging(None if sys.stderr.isatty() else config.daemon.log_format)
+        # The daemon logs to standard output (journald takes it); the other commands keep
+        # it for their own output and log to standard error.
+        stream = sys.stdout if args.handler is cmd_run else sys.stderr
+        configure_logging(None if stream.isatty() else config.daemon.log_format, stream=stream)
         # Modules, config and logging live as long as the process: keep the cyclic
         # collector from walking them again on every collection of a long sync.
         gc.freeze()
@@ -138,7 +149,9 @@ def _config_for(args: argparse.Namespace) -> Config:
     asked = args.config is not None or bool(os.environ.get("RELIGHT_CONFIG", "").strip())
     if getattr(args, "config_optional", False) and not asked and not path.exists():
         return Config(accounts=())
-    return load_config(path)
+    # Commands that never reach a mailbox do not need its secrets (which, under systemd
+    # with LoadCredential=, exist only while the service runs).
+    return load_config(path, resolve_secrets=not getattr(args, "offline", False))
 
 
 def _now(args: argparse.Namespace, config: Config) -> datetime:
@@ -361,6 +374,37 @@ def _print_demo_drafts(config: Config) -> None:
             for name in ("From", "To", "Subject", "In-Reply-To"):
                 print(f"{name}: {message[name]}")
             print(f"\n{text.rstrip()}\n")
+
+
+def cmd_run(config: Config, _args: argparse.Namespace) -> int:
+    from daemon.notify import Notifier  # noqa: PLC0415  see the imports
+    from daemon.service import Daemon  # noqa: PLC0415
+
+    assert config.path is not None
+    store = open_store(config)
+    try:
+        return Daemon(config.path, config, store, notifier=Notifier.from_environment()).run()
+    finally:
+        store.close()
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from daemon.report import format_account_status  # noqa: PLC0415
+
+    store = open_store(config)
+    with _collector_paused():
+        statuses = evaluate_team(store, config, _now(args, config))
+    known = {account.name: account for account in store.account_status()}
+    print(
+        format_account_status(
+            config.accounts,
+            known,
+            statuses,
+            args.format,
+            timezone=ZoneInfo(config.daemon.timezone),
+        )
+    )
+    return EXIT_OK
 
 
 def cmd_explain(config: Config, args: argparse.Namespace) -> int:

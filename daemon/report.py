@@ -10,12 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
 
-from rules.status import ProspectStatus
+from rules.status import ProspectStatus, Status
 
-__all__ = ["format_statuses"]
+if TYPE_CHECKING:
+    from daemon.config import AccountConfig
+    from daemon.store import AccountStatus
+
+__all__ = ["format_account_status", "format_statuses"]
 
 _TABLE_COLUMNS = (
     ("account", "ACCOUNT"),
@@ -74,3 +80,59 @@ def _cell(value: object, name: str, timezone: tzinfo) -> str:
     if name == "reason" or len(text) <= _MAX_CELL:
         return text
     return text[: _MAX_CELL - 1] + "…"
+
+
+def format_account_status(
+    accounts: Sequence[AccountConfig],
+    known: Mapping[str, AccountStatus],
+    statuses: Sequence[ProspectStatus],
+    fmt: str,
+    *,
+    timezone: tzinfo,
+) -> str:
+    """`relight status`: per configured account, its last sync, success and error, the
+    messages stored and how many prospects have each status ("table" or "json")."""
+    counts = {account.name: Counter[str]() for account in accounts}
+    for status in statuses:
+        if status.account in counts:
+            counts[status.account][str(status.status)] += 1
+    records: list[dict[str, Any]] = []
+    for account in accounts:
+        state = known.get(account.name)
+        records.append(
+            {
+                "account": account.name,
+                "kind": account.kind,
+                "last_sync_at": _iso(state.last_sync_at if state else None),
+                "last_success_at": _iso(state.last_success_at if state else None),
+                "last_error": state.last_error if state and state.failing else None,
+                "last_error_at": _iso(state.last_error_at if state and state.failing else None),
+                "messages": state.message_count if state else 0,
+                "statuses": {str(s): counts[account.name][str(s)] for s in Status},
+            }
+        )
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=2)
+    lines = []
+    for record in records:
+        per_status = ", ".join(f"{name} {n}" for name, n in record["statuses"].items() if n)
+        error = record["last_error"]
+        lines += [
+            f"{record['account']} ({record['kind']})",
+            f"  last successful sync  {_local(record['last_success_at'], timezone)}",
+            "  last error            "
+            + (f"{_local(record['last_error_at'], timezone)}  {error}" if error else "none"),
+            f"  messages stored       {record['messages']}",
+            f"  prospects             {per_status or 'none yet'}",
+        ]
+    return "\n".join(lines) if lines else "No accounts configured."
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _local(text: object, timezone: tzinfo) -> str:
+    if not isinstance(text, str):
+        return "never"
+    return datetime.fromisoformat(text).astimezone(timezone).strftime("%Y-%m-%d %H:%M")

@@ -52,6 +52,7 @@ from connectors.base import (
     Reset,
     SyncConnector,
 )
+from daemon.shutdown import StopFlag
 from daemon.store import PreparedBatch, Store, StoredFolder
 
 __all__ = ["ProgressCallback", "SyncSummary", "describe_error", "sync_account"]
@@ -85,11 +86,14 @@ def sync_account(
     *,
     on_progress: ProgressCallback | None = None,
     clock: Callable[[], datetime] | None = None,
+    stop: StopFlag | None = None,
 ) -> SyncSummary:
     """Bring the store's copy of the account up to date through `connector`.
 
     Records the outcome on the account; a `ConnectorError` (or any other failure) is
     re-raised after that. `clock` gives the current time (default: the system's, UTC).
+    With `stop`, a stop request raises `Shutdown` between two changes: what was applied
+    stays, each change whole, and the next sync resumes from the last checkpoint.
     """
     run = _Run(store, on_progress, clock or _utc_now)
     started = time.monotonic()
@@ -101,6 +105,8 @@ def sync_account(
             with _Writer(run.apply) as writer:
                 for folder in stored_folders:
                     for change in connector.changes(remote_folders[folder.name], folder.cursor):
+                        if stop is not None:
+                            stop.raise_if_set()
                         writer.put(run.prepare(folder, change))
     except Exception as exc:
         _record_failure(store, account_name, exc, run.now())
