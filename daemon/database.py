@@ -71,14 +71,26 @@ def create_store_engine(url: str) -> Engine:
         raise StoreError(f"not a database URL: {safe_url(url)}") from exc
     if backend not in _SUPPORTED_BACKENDS:
         raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
+    # Errors never quote the statement's parameters: they are mail (subjects, addresses)
+    # and would end in the logs.
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"prepare_threshold": None},
+            hide_parameters=True,
+        )
     if parsed.database in (None, "", ":memory:"):
         # One connection for every thread: the sync writes on a thread of its own, and a
         # private in-memory database per thread would be empty there.
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+        )
     else:
-        engine = create_engine(url)
+        engine = create_engine(url, hide_parameters=True)
     _configure_sqlite(engine)
     return engine
 

@@ -245,7 +245,8 @@ class _Worker:
             self.log.error("cycle failed", error=str(exc), error_type=type(exc).__name__)
             return poll
         except Exception as exc:  # a bug here must not end the account's loop
-            self.log.exception("internal error", error_type=type(exc).__name__)
+            # Only where it happened: a database error's text may quote a row of mail.
+            self.log.error("internal error", error_type=type(exc).__name__, where=_where(exc))
             return poll
         if self._auth_reported:
             self.log.info("login accepted again")
@@ -361,3 +362,15 @@ class _Worker:
             retry_in_seconds=round(wait, 1),
             error=str(outcome.exception()) if outcome is not None else "",
         )
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of Relight's own code that the exception passed: file:line."""
+    found = "unknown"
+    traceback = exc.__traceback__
+    while traceback is not None:
+        path = Path(traceback.tb_frame.f_code.co_filename)
+        if path.parent.name in ("daemon", "rules", "connectors"):
+            found = f"{path.parent.name}/{path.name}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return found

@@ -468,3 +468,13 @@ def test_sqlite_statements_come_in_a_few_shapes(tmp_path: Path) -> None:
     inserts = [shape for shape in shapes if shape.startswith("INSERT")]
     assert len(inserts) <= 6  # 1, 2, 4, 8, 16, 32 rows
     assert len(shapes) - len(inserts) <= 2  # one lookup shape per table
+
+
+def test_database_errors_do_not_quote_the_parameters(store: Store) -> None:
+    """A failing statement's error hides its parameters (subjects, addresses). The
+    server's own detail may still quote a row, so the daemon never logs these texts."""
+    with pytest.raises(StatementError) as caught, store.engine.begin() as connection:
+        connection.execute(
+            messages.insert().values(account_id=None, dedup_key="Secret deal with ACME")
+        )
+    assert "SQL parameters hidden" in str(caught.value)
