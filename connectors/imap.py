@@ -44,6 +44,7 @@ password or message text.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import functools
@@ -253,10 +254,13 @@ class ImapConnector(ImapDrafts, ImapIdle):
         where = f"{action} ({self.host}:{self.port})"
         try:
             yield
-        except ConnectorError:
-            raise
+        except ConnectorError as exc:
+            if f"{self.host}:{self.port}" in str(exc):
+                raise
+            # Raised deeper down (the FETCH reader): say where, as every other error does.
+            raise type(exc)(f"{where}: {exc}") from exc
         except LoginError as exc:
-            text = self._scrub(str(exc))
+            text = self._scrub(_text(exc))
             if any(code in text for code in _TRANSIENT_CODES):
                 raise TransientError(f"{where}: server unavailable: {text}") from exc
             raise AuthenticationError(
@@ -565,6 +569,18 @@ def _expects_status_part(facts: MessageFacts) -> bool:
     """A DSN or MDN by its report-type (an abuse feedback report has no status part)."""
     report_type = _REPORT_TYPE.search(facts.header("content-type") or "")
     return report_type is None or report_type.group(1).lower() in _WANTED_REPORTS
+
+
+def _text(exc: Exception) -> str:
+    """An imaplib error's text: the server's words, where imapclient hands over the repr
+    of their bytes (`LoginError(str(error))`, "b'[AUTHENTICATIONFAILED] ...'")."""
+    text = str(exc)
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = ast.literal_eval(text)
+            if isinstance(value, bytes):
+                return value.decode("utf-8", "replace")
+    return text
 
 
 def _is_loopback(host: str) -> bool:

@@ -18,6 +18,7 @@ import pytest
 
 from bench.mailbox import folder_messages
 from tests.conftest import DovecotUser
+from tests.support.proxy import FlakyProxy
 from tests.test_drafting_dovecot import relight_drafts, team  # noqa: F401  the fixture
 from tests.test_scenarios_dovecot import PASSWORD_ENV
 
@@ -140,6 +141,7 @@ def test_a_refused_login_never_holds_up_the_good_account(
     refused = [line for line in daemon.lines() if line.get("event", "").startswith("login refused")]
     assert [line["account"] for line in refused] == ["lee"]
     assert refused[0]["level"] == "error"
+    assert "b'" not in refused[0]["error"]  # the server's words, not a bytes repr
     assert len(relight_drafts(dovecot_user)) == 1
     first = daemon.events("cycle done", account="dana")[0]
     assert first["drafts"] == {"written": 1}
@@ -279,3 +281,27 @@ def test_systemd_hears_ready_watchdog_and_stopping(
     order = [m for m in received if any(t in m for t in ("READY=1", "STOPPING=1"))]
     assert "READY=1" in order[0]
     assert "STOPPING=1" in order[-1]
+
+
+def test_the_daemon_rides_out_a_server_outage(
+    team: Path,  # noqa: F811
+    dovecot_user: DovecotUser,
+    running: list[Running],
+) -> None:
+    """The server goes away (connections refused, the IDLE one cut) and comes back: the
+    worker retries with backoff, then syncs again, without a restart of the daemon."""
+    with FlakyProxy(dovecot_user.server.port) as proxy:
+        text = team.read_text().replace(
+            f"port = {dovecot_user.server.port}\n", f"port = {proxy.port}\n"
+        )
+        team.write_text(text)
+        daemon = Running(configure(team))
+        running.append(daemon)
+        daemon.wait_for(lambda _: bool(daemon.events("cycle done", account="dana")))
+        proxy.refuse()
+        proxy.cut_after(0)
+        daemon.wait_for(lambda _: bool(daemon.events("transient error; retrying")), 90)
+        proxy.resume()
+        daemon.wait_for(lambda _: len(daemon.events("cycle done", account="dana")) >= 2, 150)
+        assert daemon.process.poll() is None
+        assert daemon.stop() == 0
