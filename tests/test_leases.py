@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from daemon import leases
@@ -36,3 +40,19 @@ def test_leases_are_per_account(store: Store) -> None:
     """Two workers can each hold a different account."""
     assert leases.acquire(store, "dana", "a:1", now=NOW, ttl=TTL)
     assert leases.acquire(store, "lee", "b:2", now=NOW, ttl=TTL)
+
+
+def test_a_dead_process_on_this_host_leaves_its_leases_at_once(store: Store) -> None:
+    """A default worker id (host:pid) of this host whose process is gone is taken over
+    without waiting for the expiry; a live one is not."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = f"{socket.gethostname()}:{child.pid}"
+    alive = f"{socket.gethostname()}:{os.getpid()}"
+    assert leases.gone_from_this_host(dead)
+    assert not leases.gone_from_this_host(alive)
+    assert not leases.gone_from_this_host("elsewhere.example:1")
+    assert leases.acquire(store, "dana", dead, now=NOW, ttl=TTL)
+    assert leases.acquire(store, "dana", "new:2", now=NOW, ttl=TTL)
+    assert leases.acquire(store, "lee", alive, now=NOW, ttl=TTL)
+    assert not leases.acquire(store, "lee", "new:2", now=NOW, ttl=TTL)

@@ -305,3 +305,34 @@ def test_the_daemon_rides_out_a_server_outage(
         daemon.wait_for(lambda _: len(daemon.events("cycle done", account="dana")) >= 2, 150)
         assert daemon.process.poll() is None
         assert daemon.stop() == 0
+
+
+def test_a_second_sigterm_exits_at_once(
+    team: Path,  # noqa: F811
+    dovecot_user: DovecotUser,
+    running: list[Running],
+) -> None:
+    """The worker hangs on a server that never answers (until the connector's timeout):
+    a first SIGTERM waits for it, a second one exits at once (exit 1); the next start
+    works normally."""
+    with FlakyProxy(dovecot_user.server.port) as proxy:
+        team.write_text(
+            team.read_text().replace(
+                f"port = {dovecot_user.server.port}\n", f"port = {proxy.port}\n"
+            )
+        )
+        config = configure(team)
+        proxy.stall_after(0)  # connections accepted, never greeted
+        first = Running(config)
+        running.append(first)
+        first.wait_for(lambda _: bool(first.events("relight started")))
+        first.wait_for(lambda _: proxy.stalls > 0)
+        first.process.send_signal(signal.SIGTERM)
+        first.wait_for(lambda _: bool(first.events("stopping: finishing the accounts in hand")))
+        assert first.process.poll() is None  # still waiting for the worker
+        assert first.stop() == 1
+        proxy.resume()
+        second = Running(config)
+        running.append(second)
+        second.wait_for(lambda _: bool(second.events("cycle done", account="dana")))
+        assert second.stop() == 0
