@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import imapclient
 
@@ -33,13 +33,10 @@ from connectors.base import (
     DraftRefused,
     FolderRole,
     ProtocolError,
-    RemoteFolder,
     StoredDraft,
     digest_of,
 )
-
-if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+from connectors.imap_session import ImapSession
 
 __all__ = ["ImapDrafts"]
 
@@ -48,18 +45,8 @@ _FLAGS = (imapclient.DRAFT, imapclient.SEEN)
 _WHOLE = b"BODY[]"
 
 
-class ImapDrafts:
+class ImapDrafts(ImapSession):
     """The DraftFolder methods of `ImapConnector` (see the module docstring)."""
-
-    if TYPE_CHECKING:
-        _capabilities: frozenset[str]
-
-        @property
-        def client(self) -> imapclient.IMAPClient: ...
-
-        def _boundary(self, action: str) -> AbstractContextManager[None]: ...
-
-        def folders(self) -> list[RemoteFolder]: ...
 
     def find_drafts(self) -> dict[str, StoredDraft]:
         """Every message in Drafts that carries an X-Relight-Key header, by key."""

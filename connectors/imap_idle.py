@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-import imapclient
-
-from connectors.base import FolderRole, RemoteFolder
-
-if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+from connectors.base import FolderRole
+from connectors.imap_session import ImapSession
 
 __all__ = ["ImapIdle"]
 
@@ -30,18 +25,8 @@ _MAX_IDLE = 25 * 60.0
 _TICK = 1.0
 
 
-class ImapIdle:
+class ImapIdle(ImapSession):
     """The `wait_for_mail` method of `ImapConnector` (see the module docstring)."""
-
-    if TYPE_CHECKING:
-        _capabilities: frozenset[str]
-
-        @property
-        def client(self) -> imapclient.IMAPClient: ...
-
-        def _boundary(self, action: str) -> AbstractContextManager[None]: ...
-
-        def folders(self) -> list[RemoteFolder]: ...
 
     def wait_for_mail(self, timeout: float, should_stop: Callable[[], bool]) -> bool:
         """Idle on INBOX until mail moves (True), or `timeout` or a stop request (False)."""
