@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(status)
     status.set_defaults(handler=cmd_status, offline=True)
 
+    auth = commands.add_parser(
+        "auth", help="sign a rep in (device code) for an account with delegated = true"
+    )
+    auth.add_argument("account", metavar="ACCOUNT")
+    auth.set_defaults(handler=cmd_auth)
+
     demo = commands.add_parser(
         "demo", help="a sample team mailbox in a temporary Maildir, one cycle (no config)"
     )
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_now_option(classify)
     classify.set_defaults(handler=cmd_classify, config_optional=True)
 
-    for sub in (check, sync, report, draft, once, run, status, explain, classify):
+    for sub in (check, sync, report, draft, once, run, status, auth, explain, classify):
         _add_config_option(sub, top=False)
     return parser
 
@@ -403,6 +409,27 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             args.format,
             timezone=ZoneInfo(config.daemon.timezone),
         )
+    )
+    return EXIT_OK
+
+
+def cmd_auth(config: Config, args: argparse.Namespace) -> int:
+    """The rep opens the printed address on any device and enters the code."""
+    from connectors.base import ConnectorError  # noqa: PLC0415  see the imports
+    from daemon.accounts import UnsupportedKind, sign_in  # noqa: PLC0415
+
+    account = config.account(args.account)
+    config.daemon.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        username = sign_in(config, account, prompt=lambda text: print(text, flush=True))
+    except UnsupportedKind as exc:
+        print(f"relight: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConnectorError as exc:
+        print(f"relight: sign-in failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"{account.name}: signed in as {username}; the token is kept in {config.daemon.state_dir}"
     )
     return EXIT_OK
 

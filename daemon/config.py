@@ -46,6 +46,7 @@ from daemon.config_schema import (
     env_name,
     file_path,
     http_url,
+    https_url,
     identifier,
     integer,
     is_loopback,
@@ -479,7 +480,7 @@ def _graph(t: Table, common: AccountConfig, ctx: _Context) -> AccountConfig:
     account = replace(
         common,
         mailbox=t.optional("mailbox", text, common.addresses[0]),
-        graph_url=t.optional("graph_url", http_url, DEFAULT_GRAPH_URL),
+        graph_url=t.optional("graph_url", https_url, DEFAULT_GRAPH_URL),
     )
     return _with_network(t, ctx, _with_oauth(t, ctx, account))
 
@@ -538,7 +539,7 @@ def _with_oauth(t: Table, ctx: _Context, account: AccountConfig) -> AccountConfi
         client_secret=_secret(t, "client_secret", ctx) if given and not certificate else None,
         client_certificate_file=certificate,
         delegated=delegated,
-        authority_url=t.optional("authority_url", http_url, DEFAULT_AUTHORITY_URL),
+        authority_url=t.optional("authority_url", https_url, DEFAULT_AUTHORITY_URL),
     )
 
 

@@ -341,6 +341,16 @@ def http_url(value: object) -> str:
     return url.rstrip("/")
 
 
+def https_url(value: object) -> str:
+    """An https URL, without a trailing slash (Microsoft's endpoints: msal and the Graph
+    connector refuse anything else, even on loopback)."""
+    url = text(value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise Invalid(f"expected an https:// URL, got {show(value)}")
+    return url.rstrip("/")
+
+
 def database_url(value: object) -> str:
     url = text(value)
     if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):

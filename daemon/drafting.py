@@ -232,6 +232,8 @@ def _mark(
     values: dict[str, Any] = {"state": state, "updated_at": now}
     if stored is not None:
         values |= {"remote_id": stored.remote_id, "digest": stored.digest, "folder": "Drafts"}
+        if stored.message_id:  # EWS keeps its own Message-ID for a reply: find it by that
+            values["message_id"] = stored.message_id
     with write_transaction(store.engine) as connection:
         connection.execute(update(models.drafts).where(models.drafts.c.key == key).values(**values))
 

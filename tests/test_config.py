@@ -315,7 +315,8 @@ ERRORS = [
     (graph(delegated="true"), "accounts[0].client_secret_env", "not used with delegated = true"),
     (graph(delegated='"yes"'), "accounts[0].delegated", "true or false"),
     (graph(client_secret_env='"UNSET"'), "accounts[0].client_secret_env", "UNSET is not set"),
-    (graph(graph_url='"http://graph.example"'), "accounts[0].graph_url", "plain http"),
+    (graph(graph_url='"http://graph.example"'), "accounts[0].graph_url", "https://"),
+    (graph(authority_url='"http://127.0.0.1:8080"'), "accounts[0].authority_url", "https://"),
     (graph(graph_url='"ftp://graph.example"'), "accounts[0].graph_url", "an https:// URL"),
     (graph(authority_url='"login"'), "accounts[0].authority_url", "an https:// URL"),
     (graph(host='"imap.example"'), "accounts[0].host", "not used by graph accounts"),
@@ -616,7 +617,7 @@ def test_graph_account(files: Path) -> None:
         + graph(
             name='"gov"',
             graph_url='"https://graph.microsoft.us/v1.0/"',
-            authority_url='"http://127.0.0.1:8080"',
+            authority_url='"https://127.0.0.1:8443"',
             tls_ca_file='"ca.pem"',
             timeout="12.5",
         ),
@@ -641,7 +642,7 @@ def test_graph_account(files: Path) -> None:
     assert (deleg.delegated, deleg.client_secret, deleg.mailbox) == (True, None, "id-123")
     gov = config.account("gov")
     assert gov.graph_url == "https://graph.microsoft.us/v1.0"
-    assert gov.authority_url == "http://127.0.0.1:8080"
+    assert gov.authority_url == "https://127.0.0.1:8443"
     assert (gov.tls_ca_file, gov.timeout) == (files / "ca.pem", 12.5)
 
 
