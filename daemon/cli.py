@@ -303,8 +303,8 @@ def _draft(
     now: datetime,
     dry_run: bool,
 ) -> int:
-    from connectors.base import ConnectorError, DraftFolder  # noqa: PLC0415  see the imports
-    from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415
+    from connectors.base import ConnectorError  # noqa: PLC0415  see the imports
+    from daemon.accounts import UnsupportedKind  # noqa: PLC0415
     from daemon.drafting import AccountDrafts, format_draft  # noqa: PLC0415
     from daemon.playbooks import load_playbooks  # noqa: PLC0415
 
@@ -323,10 +323,7 @@ def _draft(
                 print(format_draft(outcome.draft), end="\n\n")
             continue
         try:
-            with open_connector(config, account) as connector:
-                if not isinstance(connector, DraftFolder):
-                    raise UnsupportedKind(f"{account.kind} accounts cannot hold drafts yet")
-                outcomes = step.reconcile_and_write(own, connector)
+            outcomes = step.run(own)
         except (ConnectorError, UnsupportedKind) as exc:
             failures += 1
             log.error("drafts failed", error=str(exc), error_type=type(exc).__name__)

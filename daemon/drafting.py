@@ -97,6 +97,15 @@ class AccountDrafts:
                 )
         return outcomes
 
+    def run(self, statuses: Sequence[ProspectStatus]) -> list[DraftOutcome]:
+        """`reconcile_and_write` in a session of the account's own connector."""
+        from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415  cycle
+
+        with open_connector(self.config, self.account) as connector:
+            if not isinstance(connector, DraftFolder):
+                raise UnsupportedKind(f"{self.account.kind} accounts cannot hold drafts")
+            return self.reconcile_and_write(statuses, connector)
+
     def reconcile_and_write(
         self, statuses: Sequence[ProspectStatus], folder: DraftFolder
     ) -> list[DraftOutcome]:

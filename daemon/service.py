@@ -45,7 +45,6 @@ import tenacity
 from connectors.base import (
     AuthenticationError,
     ConnectorError,
-    DraftFolder,
     MailWaiter,
     TransientError,
 )
@@ -271,11 +270,8 @@ class _Worker:
             statuses = evaluate_team(daemon.store, self.config, now, account=account.name)
         self.beat()
         stop.raise_if_set()
-        with open_connector(self.config, account) as connector:
-            if not isinstance(connector, DraftFolder):
-                raise UnsupportedKind(f"{account.kind} accounts cannot hold drafts yet")
-            step = AccountDrafts(daemon.store, self.config, account, self.generation.playbooks, now)
-            outcomes = step.reconcile_and_write(statuses, connector)
+        playbooks = self.generation.playbooks
+        outcomes = AccountDrafts(daemon.store, self.config, account, playbooks, now).run(statuses)
         for outcome in outcomes:
             self.log.info(
                 "draft", prospect=outcome.prospect, stage=outcome.stage, action=outcome.action
