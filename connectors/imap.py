@@ -35,11 +35,18 @@ every message with a UID below `uidnext` has been yielded and `messages` of them
 still there. Checkpoints in the middle of a folder carry no HIGHESTMODSEQ, so a resumed
 sync never mistakes a half-synced folder for an unchanged one.
 
+Login: LOGIN (SASL PLAIN for a non-ASCII password), or, given a `token_source` (Microsoft
+365 with `auth = "oauth"`), AUTHENTICATE XOAUTH2 with imapclient's `oauth2_login`, which
+sends base64("user={username}^Aauth=Bearer {token}^A^A"), ^A being \\x01, as Microsoft's
+"Authenticate an IMAP, POP or SMTP connection using OAuth" asks. The token is asked of the
+source at each login, so msal refreshes it; its scope is `imap_oauth_scopes`.
+
 Errors: every imapclient, imaplib, socket and ssl exception becomes a `TransientError`
-(refused, reset, timeout, EOF, server busy), an `AuthenticationError` (LOGIN refused) or a
-`ProtocolError` (bad answers, and a TLS certificate that does not verify: retrying will
-not fix it, the admin must set `tls_ca_file` or fix the server). Messages never hold the
-password or message text.
+(refused, reset, timeout, EOF, server busy), an `AuthenticationError` (LOGIN or
+AUTHENTICATE refused, or no token to be had) or a `ProtocolError` (bad answers, and a TLS
+certificate that does not verify: retrying will not fix it, the admin must set
+`tls_ca_file` or fix the server). Messages never hold the password, the token or message
+text.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ import ssl
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import imapclient
 from imapclient.exceptions import LoginError
@@ -97,6 +104,9 @@ from connectors.imap_folders import DRAFTS_NAMES, SENT_NAMES, choose_folders
 from connectors.imap_idle import ImapIdle
 from rules.excerpt import reply_text
 
+if TYPE_CHECKING:  # msauth imports msal: only accounts with auth = "oauth" need it
+    from connectors.msauth import TokenSource
+
 __all__ = [
     "DRAFTS_NAMES",
     "HEADER_FIELDS",
@@ -104,11 +114,23 @@ __all__ = [
     "ImapConnector",
     "ImapCursor",
     "choose_folders",
+    "imap_oauth_scopes",
 ]
 
 SECURITY_MODES = ("tls", "starttls", "none")
 REPORT_FETCH_BYTES = 8192
 _TRANSIENT_CODES = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]")
+
+
+def imap_oauth_scopes(*, delegated: bool = False) -> list[str]:
+    """The scope of a Microsoft 365 IMAP token (Exchange Online, outlook.office365.com):
+    `https://outlook.office365.com/.default` for an app's own IMAP.AccessAsApp permission
+    (client credentials; Exchange needs the app's service principal and a mailbox
+    permission for it), `https://outlook.office.com/IMAP.AccessAsUser.All` for a rep's
+    delegated sign-in. Worldwide Microsoft 365 only: national clouds have other hosts."""
+    if delegated:
+        return ["https://outlook.office.com/IMAP.AccessAsUser.All"]
+    return ["https://outlook.office365.com/.default"]
 
 
 class ImapCursor(NamedTuple):
@@ -149,7 +171,8 @@ class ImapConnector(ImapDrafts, ImapIdle):
         port: int,
         *,
         username: str,
-        password: str,
+        password: str = "",
+        token_source: TokenSource | None = None,
         security: str = "tls",
         ca_file: Path | None = None,
         timeout: float = 30.0,
@@ -163,9 +186,13 @@ class ImapConnector(ImapDrafts, ImapIdle):
             raise ValueError("security 'none' sends the password in clear: loopback hosts only")
         if batch_size < 1 or excerpt_chars < 0 or timeout <= 0:
             raise ValueError("batch_size and timeout must be positive, excerpt_chars >= 0")
+        if password and token_source is not None:
+            raise ValueError("give a password or a token_source, not both")
         self.host, self.port = host, port
         self.username = username
         self._password = password
+        self._token_source = token_source
+        self._token = ""  # the access token of the latest login, kept out of messages
         self.security = security
         self.ca_file = ca_file
         self.timeout = timeout
@@ -208,7 +235,10 @@ class ImapConnector(ImapDrafts, ImapIdle):
                     )
                 client.starttls(context)
         with self._boundary("login"):
-            if (self.username + self._password).isascii():
+            if self._token_source is not None:
+                self._token = self._token_source.access_token()
+                client.oauth2_login(self.username, self._token)  # AUTHENTICATE XOAUTH2
+            elif (self.username + self._password).isascii():
                 client.login(self.username, self._password)
             else:  # LOGIN is ASCII-only in imaplib; SASL PLAIN carries UTF-8
                 client.plain_login(self.username, self._password)
@@ -284,8 +314,9 @@ class ImapConnector(ImapDrafts, ImapIdle):
             raise ProtocolError(f"{where}: unexpected answer ({type(exc).__name__})") from exc
 
     def _scrub(self, text: str) -> str:
-        if len(self._password) >= 3:
-            text = text.replace(self._password, "***")
+        for secret in (self._password, self._token):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
         return text[:300]
 
     # -- folders -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from connectors.base import SyncConnector
 from connectors.ews import EwsConnector, ews_oauth_scopes
 from connectors.graph import GraphConnector
-from connectors.imap import ImapConnector
+from connectors.imap import ImapConnector, imap_oauth_scopes
 from connectors.maildir import MaildirConnector
 from connectors.msauth import (
     TokenSource,
@@ -39,11 +39,19 @@ def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
     if account.kind == "imap":
         assert account.host is not None
         assert account.port is not None
+        # auth = "oauth": XOAUTH2 with a Microsoft 365 token (imap_oauth_scopes: Exchange
+        # Online's, whatever `host` says), for the mailbox `username`.
+        xoauth2 = (
+            _token_source(config, account, imap_oauth_scopes(delegated=account.delegated))
+            if account.auth == "oauth"
+            else None
+        )
         return ImapConnector(
             account.host,
             account.port,
             username=account.username or account.addresses[0],
             password=account.password or "",
+            token_source=xoauth2,
             security=account.security or "tls",
             ca_file=account.tls_ca_file,
             timeout=account.timeout or 30.0,
@@ -104,9 +112,11 @@ def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
 def sign_in(config: Config, account: AccountConfig, prompt: Callable[[str], None] = print) -> str:
     """`relight auth`: the rep's device-code sign-in for a delegated account; returns the
     username that signed in (its refresh token is in the state directory)."""
-    if not account.delegated or account.kind != "graph":
+    oauth_imap = account.kind == "imap" and account.auth == "oauth"
+    if not account.delegated or not (account.kind == "graph" or oauth_imap):
         raise UnsupportedKind(
-            f"accounts.{account.name}: relight auth is for graph accounts with delegated = true"
+            f"accounts.{account.name}: relight auth is for graph accounts, and imap accounts "
+            'with auth = "oauth", that have delegated = true'
         )
     assert account.tenant_id is not None
     assert account.client_id is not None
@@ -114,7 +124,7 @@ def sign_in(config: Config, account: AccountConfig, prompt: Callable[[str], None
         authority_url=_authority(account),
         tenant_id=account.tenant_id,
         client_id=account.client_id,
-        scopes=_graph_scopes(account),
+        scopes=imap_oauth_scopes(delegated=True) if oauth_imap else _graph_scopes(account),
         cache_path=_cache_path(config, account),
         prompt=prompt,
         ca_file=account.tls_ca_file,

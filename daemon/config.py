@@ -87,12 +87,14 @@ GroupBy = Literal["company", "contact"]
 AccountKind = Literal["imap", "graph", "ews", "maildir"]
 Security = Literal["tls", "starttls", "none"]
 EwsAuth = Literal["ntlm", "basic", "oauth"]
+ImapAuth = Literal["password", "oauth"]
 
 _LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console")
 _GROUP_BYS: tuple[GroupBy, ...] = ("company", "contact")
 _KINDS: tuple[AccountKind, ...] = ("imap", "graph", "ews", "maildir")
 _SECURITIES: tuple[Security, ...] = ("tls", "starttls", "none")
 _EWS_AUTHS: tuple[EwsAuth, ...] = ("ntlm", "basic", "oauth")
+_IMAP_AUTHS: tuple[ImapAuth, ...] = ("password", "oauth")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,7 +177,7 @@ class AccountConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float | None = None
-    # graph, and ews with auth = "oauth"
+    # graph, and imap and ews with auth = "oauth"
     mailbox: str | None = None
     tenant_id: str | None = None
     client_id: str | None = None
@@ -184,9 +186,9 @@ class AccountConfig:
     delegated: bool = False  # the rep signs in with `relight auth`; no client secret
     graph_url: str | None = None
     authority_url: str | None = None
-    # ews
+    # ews; auth also imap ("password" or "oauth": XOAUTH2 with a token for `username`)
     ews_url: str | None = None
-    auth: EwsAuth | None = None
+    auth: EwsAuth | ImapAuth | None = None
     # maildir
     path: Path | None = None
     sent_folder: str | None = None
@@ -409,7 +411,7 @@ _CLIENT_KEYS = ("client_secret_env", "client_secret_file", "client_certificate_f
 _OAUTH_KEYS = ("tenant_id", "client_id", *_CLIENT_KEYS, "delegated", "authority_url")
 _NETWORK_KEYS = ("tls_ca_file", "timeout")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "imap": ("host", "port", "security", *_PASSWORD_KEYS, *_NETWORK_KEYS),
+    "imap": ("host", "port", "security", "auth", *_PASSWORD_KEYS, *_OAUTH_KEYS, *_NETWORK_KEYS),
     "graph": ("mailbox", *_OAUTH_KEYS, "graph_url", *_NETWORK_KEYS),
     "ews": ("mailbox", "ews_url", "auth", *_PASSWORD_KEYS, *_OAUTH_KEYS, *_NETWORK_KEYS),
     "maildir": ("path", "sent_folder", "drafts_folder"),
@@ -454,12 +456,21 @@ def _account(t: Table, ctx: _Context) -> AccountConfig:
 
 
 def _imap(t: Table, common: AccountConfig, ctx: _Context) -> AccountConfig:
+    """An imap account: LOGIN with a password, or (auth = "oauth", Microsoft 365)
+    AUTHENTICATE XOAUTH2 with a token of the graph-style app registration keys, for the
+    mailbox `username`."""
+    auth: ImapAuth = t.optional("auth", choice(_IMAP_AUTHS), "password")
+    unused = ("password_env", "password_file") if auth == "oauth" else _OAUTH_KEYS
+    for key in unused:
+        if t.has(key):
+            raise t.error(key, f'not used with auth = "{auth}"')
     host = t.required("host", text)
     security: Security = t.optional("security", choice(_SECURITIES), "tls")
     if security == "none":
         if not is_loopback(host):
+            secret = "the token" if auth == "oauth" else "the password"
             message = (
-                f'"none" sends the password in clear text, so it is only allowed to '
+                f'"none" sends {secret} in clear text, so it is only allowed to '
                 f'localhost, 127.0.0.1 or ::1, not {host!r}; use "tls" or "starttls"'
             )
             raise t.error("security", message)
@@ -470,9 +481,13 @@ def _imap(t: Table, common: AccountConfig, ctx: _Context) -> AccountConfig:
         host=host,
         port=t.optional("port", integer(1, 65535), 993 if security == "tls" else 143),
         security=security,
+        auth=auth,
         username=t.optional("username", text, common.addresses[0]),
-        password=_secret(t, "password", ctx),
     )
+    if auth == "oauth":
+        account = _with_oauth(t, ctx, account)
+    else:
+        account = replace(account, password=_secret(t, "password", ctx))
     return _with_network(t, ctx, account)
 
 
@@ -517,7 +532,8 @@ def _with_network(t: Table, ctx: _Context, account: AccountConfig) -> AccountCon
 
 
 def _with_oauth(t: Table, ctx: _Context, account: AccountConfig) -> AccountConfig:
-    """The app registration keys of a graph account or an ews account with auth = "oauth"."""
+    """The app registration keys of a graph account, or an imap or ews account with
+    auth = "oauth"."""
     delegated = t.optional("delegated", boolean, False)
     given = [key for key in _CLIENT_KEYS if t.has(key)]
     if delegated and given:

@@ -298,6 +298,32 @@ ERRORS = [
     ),
     (imap(timeout="0"), "accounts[0].timeout", "a number from 1 to 3600, got 0"),
     (imap(timeout='"30s"'), "accounts[0].timeout", "got '30s'"),
+    # imap with auth = "oauth" (XOAUTH2)
+    (imap(auth='"xoauth2"'), "accounts[0].auth", '"password", "oauth"'),
+    (imap(auth='"ntlm"'), "accounts[0].auth", '"password", "oauth"'),
+    (imap(auth='"oauth"'), "accounts[0].password_env", 'not used with auth = "oauth"'),
+    (imap(tenant_id='"t"'), "accounts[0].tenant_id", 'not used with auth = "password"'),
+    (imap(delegated="true"), "accounts[0].delegated", 'not used with auth = "password"'),
+    (
+        imap(auth='"oauth"', password_env=None, tenant_id='"t"', client_secret_env='"PW"'),
+        "accounts[0].client_id",
+        "missing required key",
+    ),
+    (
+        imap(auth='"oauth"', password_env=None, tenant_id='"t"', client_id='"c"'),
+        "accounts[0]",
+        "set client_secret_env, client_secret_file or client_certificate_file",
+    ),
+    (
+        imap(auth='"oauth"', password_env=None, password_file='"$TMP/secret"'),
+        "accounts[0].password_file",
+        'not used with auth = "oauth"',
+    ),
+    (
+        imap(auth='"oauth"', password_env=None, host='"10.0.0.1"', security='"none"'),
+        "accounts[0].security",
+        "sends the token in clear text",
+    ),
     # graph
     (graph(tenant_id=None), "accounts[0].tenant_id", "missing required key"),
     (graph(client_id='""'), "accounts[0].client_id", "must not be empty"),
@@ -670,6 +696,62 @@ def test_ews_account(tmp_path: Path) -> None:
     assert (kim2.auth, kim2.username, kim2.password) == ("oauth", None, None)
     assert (kim2.tenant_id, kim2.client_id, kim2.client_secret) == ("t", "c", "s3cret-graph")
     assert kim2.authority_url == "https://login.microsoftonline.com"
+
+
+def test_imap_oauth_account(files: Path) -> None:
+    """An imap account with auth = "oauth" takes the graph-style app registration keys
+    instead of a password; username is the mailbox of the XOAUTH2 string."""
+    config = load(
+        files,
+        imap(
+            auth='"oauth"',
+            host='"outlook.office365.com"',
+            password_env=None,
+            tenant_id='"t"',
+            client_id='"c"',
+            client_secret_env='"GRAPH_SECRET"',
+        )
+        + imap(
+            name='"cert"',
+            auth='"oauth"',
+            username='"shared@acmesoft.example"',
+            password_env=None,
+            tenant_id='"t"',
+            client_id='"c"',
+            client_certificate_file='"ca.pem"',
+            authority_url='"https://127.0.0.1:8443"',
+        )
+        + imap(
+            name='"deleg"',
+            auth='"oauth"',
+            password_env=None,
+            tenant_id='"t"',
+            client_id='"c"',
+            delegated="true",
+        )
+        + imap(name='"pw"', auth='"password"'),
+    )
+    dana = config.account("dana")
+    assert (dana.auth, dana.host, dana.port, dana.security) == (
+        "oauth",
+        "outlook.office365.com",
+        993,
+        "tls",
+    )
+    assert (dana.username, dana.password) == ("dana@acmesoft.example", None)
+    assert (dana.tenant_id, dana.client_id, dana.client_secret) == ("t", "c", "s3cret-graph")
+    assert (dana.delegated, dana.authority_url) == (False, "https://login.microsoftonline.com")
+    assert "s3cret-graph" not in repr(dana)
+    cert = config.account("cert")
+    assert (cert.username, cert.client_secret) == ("shared@acmesoft.example", None)
+    assert cert.client_certificate_file == files / "ca.pem"
+    assert cert.authority_url == "https://127.0.0.1:8443"
+    deleg = config.account("deleg")
+    assert (deleg.delegated, deleg.client_secret) == (True, None)
+    pw = config.account("pw")
+    assert (pw.auth, pw.password, pw.tenant_id) == ("password", "hunter2", None)
+    assert config.accounts[0].auth == "oauth"
+    assert load(files, imap()).accounts[0].auth == "password"  # the default
 
 
 def test_maildir_account(tmp_path: Path) -> None:

@@ -8,6 +8,11 @@ and the directory is made traversable for it.
     with DovecotServer.start(users={"dana": "secret"}) as server:
         server.append("dana", "Sent", raw_bytes, flags=[b"\\Seen"])
         ... connect to 127.0.0.1:server.port (plain) or server.tls_port (TLS) ...
+
+`oauth2_introspection_url` adds OAuth 2.0 bearer tokens (SASL XOAUTH2 and OAUTHBEARER)
+next to the passwords: Dovecot's oauth2 passdb POSTs each token to that URL (RFC 7662
+introspection, `token=...`) and accepts it when the JSON answer has `"active": true`
+and a `username` equal to the user logging in. The test runs the endpoint.
 """
 
 from __future__ import annotations
@@ -92,10 +97,12 @@ class DovecotServer:
         *,
         special_use: dict[str, str] | None = None,
         extra_config: str = "",
+        oauth2_introspection_url: str | None = None,
     ) -> DovecotServer:
         """Start a server. `special_use` maps mailbox names to their attribute
         (default Sent, Drafts, Trash with \\Sent, \\Drafts, \\Trash); pass {} to offer
-        none, so clients must fall back to names."""
+        none, so clients must fall back to names. `oauth2_introspection_url`: see the
+        module docstring."""
         binary = dovecot_binary()
         if binary is None:
             raise DovecotUnavailable("dovecot is not installed (make test installs dovecot-imapd)")
@@ -123,6 +130,10 @@ class DovecotServer:
             + "  }"
             for name, attribute in mailboxes.items()
         )
+        mechanisms, oauth2_passdb, password_mechanisms = "plain login", "", ""
+        if oauth2_introspection_url is not None:
+            mechanisms, oauth2_passdb = _oauth2_passdb(root, oauth2_introspection_url)
+            password_mechanisms = "  mechanisms = plain login\n"
         (root / "dovecot.conf").write_text(
             f"""
 protocols = imap
@@ -134,15 +145,15 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_internal_user = {internal_user}
 default_login_user = {internal_user}
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 100
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
+{password_mechanisms}  args = scheme=PLAIN username_format=%u {root}/users
 }}
 userdb {{
   driver = passwd-file
@@ -314,6 +325,30 @@ namespace inbox {{
         for name in ("dovecot-uidlist", "dovecot.index", "dovecot.index.cache",
                      "dovecot.index.log", "dovecot-uidvalidity"):  # fmt: skip
             (self.maildir_path(user, folder) / name).unlink(missing_ok=True)
+
+
+def _oauth2_passdb(root: Path, introspection_url: str) -> tuple[str, str]:
+    """The auth mechanisms and the oauth2 passdb section (doc.dovecot.org, 2.3,
+    configuration_manual/authentication/oauth2: "passdb { driver = oauth2, mechanisms =
+    xoauth2 oauthbearer, args = <file> }", and its WSO2 example of introspection_mode =
+    post with active_attribute / active_value). Tokens go to the oauth2 passdb only;
+    passwords to passwd-file only."""
+    (root / "dovecot-oauth2.conf.ext").write_text(
+        f"""introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+    )
+    passdb = f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+    return "plain login xoauth2 oauthbearer", passdb
 
 
 def _append(
