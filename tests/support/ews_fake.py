@@ -649,7 +649,7 @@ class EwsFake:
     # -- items as XML ----------------------------------------------------------------------
 
     def _item_xml(self, item: FakeItem, shape: _Shape) -> str:  # noqa: PLR0912 (one per element)
-        tag = "MeetingRequest" if item.item_class.startswith("IPM.Schedule") else "Message"
+        tag = _element_of(item.item_class)
         out = [f"<t:{tag}>"]
         if (shape.mime or shape.wants("item:MimeContent")) and item.mime is not None:
             data = base64.b64encode(item.mime).decode()
@@ -771,6 +771,20 @@ def _error(operation: str, code: str, text: str, extra: str = "") -> str:
         f"<m:MessageText>{_x(text)}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode>"
         f"<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{extra}</m:{operation}ResponseMessage>"
     )
+
+
+def _element_of(item_class: str) -> str:
+    """The element an item is returned as ("ItemClass": a meeting request, response or
+    cancellation by its own type; since Exchange 2007 SP1 RU4 every other class, report
+    items REPORT.IPM.Note.NDR, .DR, .IPNRN included, as a Message)."""
+    upper = item_class.upper()
+    if upper.startswith("IPM.SCHEDULE.MEETING.RESP."):
+        return "MeetingResponse"
+    if upper.startswith("IPM.SCHEDULE.MEETING.CANCELED"):
+        return "MeetingCancellation"
+    if upper.startswith("IPM.SCHEDULE"):
+        return "MeetingRequest"
+    return "Message"
 
 
 def _mailbox_xml(person: tuple[str, str]) -> str:

@@ -200,6 +200,14 @@ def recipient(address: str, name: str = "") -> dict[str, Any]:
     return {"emailAddress": {"name": name or address, "address": address}}
 
 
+def _recipient_of(person: str | tuple[str, str]) -> dict[str, Any]:
+    """An address, or a (display name, address) pair, as a Graph recipient."""
+    if isinstance(person, str):
+        return recipient(person)
+    name, address = person
+    return recipient(address, name)
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
@@ -290,7 +298,9 @@ class GraphFake:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._server.socket = self._context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -329,25 +339,32 @@ class GraphFake:
         folder: str,
         *,
         sender: str,
-        to: tuple[str, ...] = (),
-        cc: tuple[str, ...] = (),
+        to: tuple[str | tuple[str, str], ...] = (),
+        cc: tuple[str | tuple[str, str], ...] = (),
         subject: str = "Hello",
         body: str = "Hello there.",
         unique_body: str | None = None,
         internet_message_id: str | None = None,
         conversation_id: str | None = None,
         in_reply_to: str | None = None,
+        references: tuple[str, ...] | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         sent: dt.datetime | None = None,
+        received: dt.datetime | None = None,
         mime: bytes | None = None,
         sender_name: str = "",
     ) -> str:
-        """Deliver (or file) a message; its immutable id."""
+        """Deliver (or file) a message; its immutable id. A recipient is an address or a
+        (display name, address) pair; `references` default to the parent's and
+        `in_reply_to`, `received` to five seconds after `sent`. A message filed into
+        Drafts is a draft (isDraft), as one saved by a mail client is."""
         with self.lock:
             number = next(self._numbers)
             moment = sent or dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC) + dt.timedelta(
                 minutes=number
             )
+            to_list = [_recipient_of(person) for person in to]
+            cc_list = [_recipient_of(person) for person in cc]
             imid = internet_message_id or f"<m{number}.{secrets.token_hex(4)}@mail.example>"
             if not imid.startswith("<"):
                 imid = f"<{imid}>"
@@ -359,15 +376,17 @@ class GraphFake:
                 {"name": "Message-ID", "value": imid},
                 {"name": "Subject", "value": subject},
                 {"name": "From", "value": sender},
-                {"name": "To", "value": ", ".join(to)},
+                {"name": "To", "value": ", ".join(r["emailAddress"]["address"] for r in to_list)},
                 {"name": "Date", "value": format_datetime(moment)},
             ]
-            references = (
-                [*(parent.references if parent else []), in_reply_to] if in_reply_to else []
-            )
+            if references is None:
+                chain = [*(parent.references if parent else []), in_reply_to] if in_reply_to else []
+            else:
+                chain = list(references)
             if in_reply_to:
                 all_headers.append({"name": "In-Reply-To", "value": in_reply_to})
-                all_headers.append({"name": "References", "value": " ".join(references)})
+            if chain:
+                all_headers.append({"name": "References", "value": " ".join(chain)})
             all_headers += [{"name": name, "value": value} for name, value in headers]
             message = Message(
                 number=number,
@@ -376,16 +395,17 @@ class GraphFake:
                 conversation_id=conversation,
                 subject=subject,
                 sender=recipient(sender, sender_name),
-                to=[recipient(address) for address in to],
-                cc=[recipient(address) for address in cc],
+                to=to_list,
+                cc=cc_list,
                 sent=moment,
-                received=moment + dt.timedelta(seconds=5),
+                received=received or moment + dt.timedelta(seconds=5),
                 body_text=body,
                 unique_body_text=unique_body,
                 headers=all_headers,
+                is_draft=folder == "drafts",
                 mime=mime,
                 in_reply_to=in_reply_to,
-                references=[ref for ref in references if ref],
+                references=[ref for ref in chain if ref],
             )
             self.messages[number] = message
             self._touch(folder, number)
