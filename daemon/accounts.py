@@ -25,6 +25,7 @@ from connectors.msauth import (
     token_cache_path,
 )
 from daemon.config import AccountConfig, Config
+from daemon.shutdown import StopFlag
 
 __all__ = ["UnsupportedKind", "open_connector", "sign_in"]
 
@@ -33,7 +34,11 @@ class UnsupportedKind(Exception):
     """The account's kind is valid configuration but this version cannot sync it yet."""
 
 
-def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
+def open_connector(
+    config: Config, account: AccountConfig, stop: StopFlag | None = None
+) -> SyncConnector:
+    """The account's connector; with `stop` (the daemon's), a wait for a throttled server
+    ends as soon as a stop is requested."""
     own = frozenset(account.addresses)
     excerpt_chars = config.privacy.excerpt_chars
     if account.kind == "imap":
@@ -79,6 +84,7 @@ def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
             excerpt_chars=excerpt_chars,
             timeout=account.timeout or 30.0,
             ca_file=account.tls_ca_file,
+            should_stop=stop.is_set if stop is not None else None,
         )
     if account.kind == "ews":
         assert account.ews_url is not None
@@ -103,6 +109,7 @@ def open_connector(config: Config, account: AccountConfig) -> SyncConnector:
             excerpt_chars=excerpt_chars,
             timeout=account.timeout or 30.0,
             ca_file=account.tls_ca_file,
+            wait=stop.wait if stop is not None else None,
         )
     raise UnsupportedKind(
         f"accounts.{account.name}: kind = {account.kind!r} cannot be synced by this version yet"

@@ -260,7 +260,7 @@ class _Worker:
             daemon.store,
             account.name,
             account.kind,
-            open_connector(self.config, account),
+            open_connector(self.config, account, stop),
             on_progress=self.beat,
             stop=stop,
         )
