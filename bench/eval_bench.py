@@ -36,7 +36,6 @@ import pstats
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -54,6 +53,7 @@ from bench.sync_bench import (
     PASSWORD_ENV,
     ChildRun,
     busy_note,
+    log,
     relight_command,
     run_child,
     save_result,
@@ -444,10 +444,6 @@ def _verdict(value: float | None, limit: float, unit: str) -> str:
     if value is None:
         return "not measured"
     return f"{'met' if value < limit else 'MISSED'} ({value:.2f} {unit})"
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
