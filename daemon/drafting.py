@@ -218,6 +218,7 @@ def _rows(store: Store, account_name: str) -> dict[str, Any]:
 def _claim(store: Store, account_id: int, draft: Draft, now: datetime) -> bool:
     """Insert the pending row; False when the stage already has one."""
     with write_transaction(store.engine) as connection:
+        # RETURNING says whether a row went in (PostgreSQL reports no rowcount with it).
         inserted = connection.execute(
             _insert(connection)
             .values(
@@ -231,8 +232,9 @@ def _claim(store: Store, account_id: int, draft: Draft, now: datetime) -> bool:
                 updated_at=now,
             )
             .on_conflict_do_nothing()
+            .returning(models.drafts.c.id)
         )
-        return inserted.rowcount == 1
+        return inserted.first() is not None
 
 
 def _mark(

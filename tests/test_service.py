@@ -336,3 +336,38 @@ def test_a_second_sigterm_exits_at_once(
         running.append(second)
         second.wait_for(lambda _: bool(second.events("cycle done", account="dana")))
         assert second.stop() == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_daemons_on_one_postgresql_share_the_work_and_never_draft_twice(
+    team: Path,  # noqa: F811
+    dovecot_user: DovecotUser,
+    running: list[Running],
+    db_url: str,
+) -> None:
+    """Two `relight run` on one PostgreSQL store: one holds the account's lease and drafts,
+    the other waits; when the first stops, the second takes the account over. One draft."""
+    text = team.read_text().replace("[daemon]\n", f'[daemon]\ndatabase = "{db_url}"\n', 1)
+    team.write_text(text)
+    config = configure(team)
+    first, second = Running(config), Running(config)
+    running += [first, second]
+
+    def holder() -> Running | None:
+        done = [d for d in (first, second) if d.events("cycle done", account="dana")]
+        return done[0] if done else None
+
+    first.wait_for(lambda _: holder() is not None)
+    holding = holder()
+    assert holding is not None
+    waiting = second if holding is first else first
+    waiting.wait_for(
+        lambda _: bool(waiting.events("account leased by another worker; waiting for it to expire"))
+    )
+    assert not waiting.events("cycle done")
+    assert len(relight_drafts(dovecot_user)) == 1
+    assert holding.stop() == 0  # releases the lease
+    waiting.wait_for(lambda _: bool(waiting.events("cycle done", account="dana")), 90)
+    assert waiting.events("cycle done", account="dana")[0]["drafts"] in ({}, {"found": 1})
+    assert len(relight_drafts(dovecot_user)) == 1
+    assert waiting.stop() == 0
