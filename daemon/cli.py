@@ -215,7 +215,8 @@ class _Progress:
 
 def cmd_sync(config: Config, args: argparse.Namespace) -> int:
     accounts = [config.account(args.account)] if args.account else list(config.accounts)
-    failed = _sync(config, open_store(config), accounts)
+    with open_store(config) as store:
+        failed = _sync(config, store, accounts)
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -273,8 +274,7 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     if args.account:
         config.account(args.account)  # an unknown name is a usage error
 
-    store = open_store(config)
-    with _collector_paused():
+    with open_store(config) as store, _collector_paused():
         statuses = evaluate_team(store, config, _now(args, config), account=args.account)
     rows = [s for s in statuses if args.status is None or s.status == args.status]
     print(format_statuses(rows, args.format, timezone=ZoneInfo(config.daemon.timezone)))
@@ -283,16 +283,17 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_draft(config: Config, args: argparse.Namespace) -> int:
     accounts = [config.account(args.account)] if args.account else list(config.accounts)
-    return _draft(config, open_store(config), accounts, _now(args, config), args.dry_run)
+    with open_store(config) as store:
+        return _draft(config, store, accounts, _now(args, config), args.dry_run)
 
 
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     """One daemon cycle. An account whose sync failed gets no drafts: its store may miss
     the reply that would make a follow-up pushy."""
-    store = open_store(config)
-    failed = _sync(config, store, config.accounts)
-    synced = [account for account in config.accounts if account.name not in failed]
-    code = _draft(config, store, synced, _now(args, config), dry_run=False)
+    with open_store(config) as store:
+        failed = _sync(config, store, config.accounts)
+        synced = [account for account in config.accounts if account.name not in failed]
+        code = _draft(config, store, synced, _now(args, config), dry_run=False)
     return EXIT_FAILURE if failed else code
 
 
@@ -348,7 +349,7 @@ def cmd_demo(_config: Config, args: argparse.Namespace) -> int:
         when = f"{now:%a %d %b %Y %H:%M} UTC"
         kept = "kept" if args.keep else "removed at the end; --keep DIR keeps it"
         print(f"A sample team mailbox in {directory} (Maildir; {kept}), at {when}.\n")
-        store = open_store(config)
+        store = stack.enter_context(open_store(config))
         if _sync(config, store, config.accounts):
             return EXIT_FAILURE
         zone = ZoneInfo(config.daemon.timezone)
@@ -358,7 +359,6 @@ def cmd_demo(_config: Config, args: argparse.Namespace) -> int:
         code = _draft(config, store, config.accounts, now, dry_run=False)
         print()
         _print_demo_drafts(config)
-        store.close()
         return code
 
 
@@ -384,20 +384,16 @@ def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     from daemon.service import Daemon  # noqa: PLC0415
 
     assert config.path is not None
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         return Daemon(config.path, config, store, notifier=Notifier.from_environment()).run()
-    finally:
-        store.close()
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from daemon.report import format_account_status  # noqa: PLC0415
 
-    store = open_store(config)
-    with _collector_paused():
+    with open_store(config) as store, _collector_paused():
         statuses = evaluate_team(store, config, _now(args, config))
-    known = {account.name: account for account in store.account_status()}
+        known = {account.name: account for account in store.account_status()}
     print(
         format_account_status(
             config.accounts,
@@ -434,8 +430,7 @@ def cmd_auth(config: Config, args: argparse.Namespace) -> int:
 def cmd_explain(config: Config, args: argparse.Namespace) -> int:
     from daemon.explain import explain  # noqa: PLC0415  see the imports
 
-    store = open_store(config)
-    with _collector_paused():
+    with open_store(config) as store, _collector_paused():
         text = explain(store, config, args.address, _now(args, config))
     print(text)
     return EXIT_OK

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from daemon import drafting, models
 from daemon.cli import main
+from daemon.config import load_config
 from daemon.store import Store
 from tests.conftest import DovecotUser
 from tests.support.scenarios import load_scenario
@@ -116,7 +117,7 @@ def once(config: Path, now: str = NOW) -> int:
 
 
 def draft_rows(config: Path) -> list[tuple[str, int, str]]:
-    url = f"sqlite:///{config.parent}/state/relight.db"
+    url = load_config(config, resolve_secrets=False).daemon.database
     with Store.open(url) as store, store.engine.connect() as connection:
         d = models.drafts
         query = select(d.c.prospect, d.c.stage, d.c.state).order_by(d.c.id)
@@ -261,3 +262,28 @@ def test_retract_stale_false_leaves_the_draft(team: Path, dovecot_user: DovecotU
     assert once(team, (SCENARIO.now + timedelta(hours=2)).isoformat()) == 0
     assert len(relight_drafts(dovecot_user)) == 1
     assert draft_rows(team) == [("alice@bigcorp.example", 1, "written")]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_draft_lifecycle_on_postgresql(
+    team: Path, dovecot_user: DovecotUser, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a PostgreSQL store as on SQLite: a crash between APPEND and commit leaves one
+    draft, found by the next run; the prospect's reply retracts it."""
+    team.write_text(team.read_text().replace("[daemon]\n", f'[daemon]\ndatabase = "{db_url}"\n', 1))
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("killed after the APPEND")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(drafting, "_mark", crash)
+        with pytest.raises(SystemExit, match="killed"):
+            once(team)
+    assert draft_rows(team) == [("alice@bigcorp.example", 1, "pending")]
+    assert once(team) == 0
+    assert len(relight_drafts(dovecot_user)) == 1
+    assert draft_rows(team) == [("alice@bigcorp.example", 1, "written")]
+    alice_replies(dovecot_user)
+    assert once(team, (SCENARIO.now + timedelta(hours=2)).isoformat()) == 0
+    assert relight_drafts(dovecot_user) == {}
+    assert draft_rows(team) == [("alice@bigcorp.example", 1, "retracted")]
