@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 import rules
 from daemon import models
@@ -87,18 +88,24 @@ def save(
     evaluated_at: datetime,
 ) -> None:
     """Keep `verdicts` as the team's latest, replacing whatever was kept before (also
-    under another key: a changed config or release leaves nothing behind)."""
+    under another key: a changed config or release leaves nothing behind). Two processes
+    saving at once (a report beside the daemon) both succeed; the later one stays."""
     table = models.evaluations
+    values = {
+        "team_key": key,
+        "revisions": json.dumps(dict(revisions), sort_keys=True),
+        "evaluated_at": evaluated_at,
+        "verdicts": encode(verdicts),
+    }
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    upsert = dialect.insert(table).values(**values)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.team_key],
+        set_={name: upsert.excluded[name] for name in values if name != "team_key"},
+    )
     with write_transaction(store.engine) as connection:
-        connection.execute(delete(table))
-        connection.execute(
-            table.insert().values(
-                team_key=key,
-                revisions=json.dumps(dict(revisions), sort_keys=True),
-                evaluated_at=evaluated_at,
-                verdicts=encode(verdicts),
-            )
-        )
+        connection.execute(delete(table).where(table.c.team_key != key))
+        connection.execute(upsert)
 
 
 # -- the encoding: one JSON array of positional rows ------------------------------------

@@ -192,3 +192,17 @@ def test_a_poll_that_changes_nothing_keeps_the_verdicts(store: Store) -> None:
         [RemoteFolder("INBOX", FolderRole.INBOX), RemoteFolder("Sent", FolderRole.SENT)],
     )
     assert _kept(store, CONFIG) is not None
+
+
+def test_saving_twice_under_one_key_keeps_the_later(store: Store) -> None:
+    """Two saves of the same team (a report beside the daemon) both succeed; the kept
+    verdicts are the later ones, and another key's row is gone."""
+    _sync(store, ("sent", _facts("1", "m1@acmesoft.example", REP, ALICE, MONDAY)))
+    [verdict] = team_verdicts(store, CONFIG)
+    revisions = store.revisions(["dana"])
+    key = verdicts.team_key(CONFIG)
+    verdicts.save(store, "other-key", revisions, [verdict], evaluated_at=NOW)
+    verdicts.save(store, key, revisions, [], evaluated_at=NOW)
+    verdicts.save(store, key, revisions, [verdict], evaluated_at=NOW)
+    assert verdicts.load(store, key, revisions) == [verdict]
+    assert verdicts.load(store, "other-key", revisions) is None
