@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.base import DraftFolder, StoredDraft
 from daemon import models
+from daemon.accounts import UnsupportedKind, open_connector
 from daemon.config import AccountConfig, Config
 from daemon.database import write_transaction
 from daemon.store import Store
@@ -99,8 +100,6 @@ class AccountDrafts:
 
     def run(self, statuses: Sequence[ProspectStatus]) -> list[DraftOutcome]:
         """`reconcile_and_write` in a session of the account's own connector."""
-        from daemon.accounts import UnsupportedKind, open_connector  # noqa: PLC0415  cycle
-
         with open_connector(self.config, self.account) as connector:
             if not isinstance(connector, DraftFolder):
                 raise UnsupportedKind(f"{self.account.kind} accounts cannot hold drafts")

@@ -20,6 +20,7 @@ lands during an evaluation leaves the saved verdicts stale, never wrongly fresh.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -49,12 +50,20 @@ _SOURCES: tuple[Path, ...] = (
 )
 
 
-def team_key(config: Config) -> str:
-    """The digest of everything besides the mail that the team's verdicts depend on."""
+@functools.cache
+def _code_digest() -> bytes:
+    """The digest of the code the verdicts come from, read once: the process runs the
+    code it loaded, whatever is installed later."""
     digest = hashlib.sha256()
     for source in _SOURCES:
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
+    return digest.digest()
+
+
+def team_key(config: Config) -> str:
+    """The digest of everything besides the mail that the team's verdicts depend on."""
+    digest = hashlib.sha256(_code_digest())
     settings = {
         "accounts": [
             [account.name, sorted(account.addresses), account.rep_name]

@@ -96,6 +96,39 @@ def raw(mail: Mail) -> bytes:
     return message.as_bytes()
 
 
+def to_graph(server: GraphFake, mail: Mail) -> None:
+    """File the message in the Graph fake as Microsoft 365 holds it."""
+    server.add_message(
+        "sentitems" if mail.folder == "sent" else "inbox",
+        sender=mail.sender[1],
+        sender_name=mail.sender[0],
+        to=tuple(address for _, address in mail.to),
+        subject=mail.subject,
+        body=mail.body,
+        unique_body=mail.body,
+        internet_message_id=f"<{mail.message_id}>",
+        in_reply_to=f"<{mail.in_reply_to}>" if mail.in_reply_to else None,
+        sent=mail.at,
+    )
+
+
+def to_ews(server: EwsFake, mail: Mail) -> None:
+    """File the message in the EWS fake, in the one conversation of the test."""
+    server.add(
+        "sentitems" if mail.folder == "sent" else "inbox",
+        subject=mail.subject,
+        sender=mail.sender,
+        to=list(mail.to),
+        message_id=f"<{mail.message_id}>",
+        in_reply_to=f"<{mail.in_reply_to}>" if mail.in_reply_to else None,
+        references=" ".join(f"<{ref}>" for ref in mail.references) or None,
+        conversation_id="C-the-thread",
+        sent=mail.at,
+        received=mail.at,
+        body=mail.body,
+    )
+
+
 @pytest.fixture
 def graph(tmp_path: Path) -> Iterator[GraphFake]:
     directory = tmp_path / "graph"
@@ -103,18 +136,7 @@ def graph(tmp_path: Path) -> Iterator[GraphFake]:
     with GraphFake(directory, mailbox=KINDS["graph"][1]) as server:
         server.add_client(CLIENT_ID, secret=GRAPH_SECRET)
         for mail in conversation("graph"):
-            server.add_message(
-                "sentitems" if mail.folder == "sent" else "inbox",
-                sender=mail.sender[1],
-                sender_name=mail.sender[0],
-                to=tuple(address for _, address in mail.to),
-                subject=mail.subject,
-                body=mail.body,
-                unique_body=mail.body,
-                internet_message_id=f"<{mail.message_id}>",
-                in_reply_to=f"<{mail.in_reply_to}>" if mail.in_reply_to else None,
-                sent=mail.at,
-            )
+            to_graph(server, mail)
         yield server
     assert server.errors == []
 
@@ -125,19 +147,7 @@ def ews(tmp_path: Path) -> Iterator[EwsFake]:
     directory.mkdir()
     with EwsFake(directory, mailbox=KINDS["ews"][1], users={"kim": EWS_PASSWORD}) as server:
         for mail in conversation("ews"):
-            server.add(
-                "sentitems" if mail.folder == "sent" else "inbox",
-                subject=mail.subject,
-                sender=mail.sender,
-                to=list(mail.to),
-                message_id=f"<{mail.message_id}>",
-                in_reply_to=f"<{mail.in_reply_to}>" if mail.in_reply_to else None,
-                references=" ".join(f"<{ref}>" for ref in mail.references) or None,
-                conversation_id="C-the-thread",
-                sent=mail.at,
-                received=mail.at,
-                body=mail.body,
-            )
+            to_ews(server, mail)
         yield server
 
 
@@ -298,18 +308,9 @@ def test_a_reply_retracts_the_untouched_draft_in_all_three(
         if kind == "imap":
             dovecot_user.server.append(dovecot_user.name, "INBOX", raw(reply))
         elif kind == "graph":
-            graph.add_message(
-                "inbox", sender=reply.sender[1], sender_name="Alice Doe", to=(rep,),
-                subject=reply.subject, body=reply.body, unique_body=reply.body,
-                internet_message_id=f"<{reply.message_id}>",
-                in_reply_to=f"<{reply.in_reply_to}>", sent=later,
-            )  # fmt: skip
+            to_graph(graph, reply)
         else:
-            ews.add(
-                "inbox", subject=reply.subject, sender=reply.sender, to=[("", rep)],
-                message_id=f"<{reply.message_id}>", in_reply_to=f"<{reply.in_reply_to}>",
-                conversation_id="C-the-thread", sent=later, received=later, body=reply.body,
-            )  # fmt: skip
+            to_ews(ews, reply)
     capsys.readouterr()
     assert main(["--config", str(config), "once", "--now", later.isoformat()]) == 0
     retracted = sorted(

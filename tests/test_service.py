@@ -116,6 +116,12 @@ def bad_account(box: DovecotUser) -> str:
     )
 
 
+def through(proxy: FlakyProxy, config: Path, box: DovecotUser) -> None:
+    """Point the config's IMAP account at the proxy instead of the server."""
+    text = config.read_text().replace(f"port = {box.server.port}\n", f"port = {proxy.port}\n")
+    config.write_text(text)
+
+
 def message_count(config: Path) -> int:
     database = config.parent / "state" / "relight.db"
     if not database.exists():
@@ -291,10 +297,7 @@ def test_the_daemon_rides_out_a_server_outage(
     """The server goes away (connections refused, the IDLE one cut) and comes back: the
     worker retries with backoff, then syncs again, without a restart of the daemon."""
     with FlakyProxy(dovecot_user.server.port) as proxy:
-        text = team.read_text().replace(
-            f"port = {dovecot_user.server.port}\n", f"port = {proxy.port}\n"
-        )
-        team.write_text(text)
+        through(proxy, team, dovecot_user)
         daemon = Running(configure(team))
         running.append(daemon)
         daemon.wait_for(lambda _: bool(daemon.events("cycle done", account="dana")))
@@ -316,11 +319,7 @@ def test_a_second_sigterm_exits_at_once(
     a first SIGTERM waits for it, a second one exits at once (exit 1); the next start
     works normally."""
     with FlakyProxy(dovecot_user.server.port) as proxy:
-        team.write_text(
-            team.read_text().replace(
-                f"port = {dovecot_user.server.port}\n", f"port = {proxy.port}\n"
-            )
-        )
+        through(proxy, team, dovecot_user)
         config = configure(team)
         proxy.stall_after(0)  # connections accepted, never greeted
         first = Running(config)
